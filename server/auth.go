@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/parley-dev/parley/certs"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+)
+
+// access says who may call a method.
+type access int
+
+const (
+	// ownOperators: operators of this node's party only (writes).
+	ownOperators access = iota
+	// peerNodes: nodes of the other parties (node-to-node exchange).
+	peerNodes
+	// readers: any authenticated identity of the agreement: own operators,
+	// any party's node, mediators. Contents never leave the agreement's
+	// parties and mediators, since every identity chains to their CAs.
+	readers
+	// public: no identity needed beyond the TLS handshake (health checks).
+	public
+)
+
+// methodAccess lists every method the node serves. A method missing here is
+// refused (deny by default).
+var methodAccess = map[string]access{
+	parleyv1.SubmissionService_Submit_FullMethodName:                  ownOperators,
+	parleyv1.SubmissionService_SubmitEnvelope_FullMethodName:          ownOperators,
+	parleyv1.ExchangeService_Deliver_FullMethodName:                   peerNodes,
+	parleyv1.ExchangeService_PullFeed_FullMethodName:                  readers,
+	parleyv1.ExchangeService_FeedHeads_FullMethodName:                 readers,
+	parleyv1.LogService_GetCheckpoint_FullMethodName:                  readers,
+	parleyv1.LogService_GetEntries_FullMethodName:                     readers,
+	parleyv1.LogService_GetEntry_FullMethodName:                       readers,
+	parleyv1.LogService_GetInclusionProof_FullMethodName:              readers,
+	parleyv1.LogService_GetConsistencyProof_FullMethodName:            readers,
+	parleyv1.SubscriptionService_Subscribe_FullMethodName:             readers,
+	parleyv1.SubscriptionService_ListFindings_FullMethodName:          readers,
+	parleyv1.SubscriptionService_ListEvidence_FullMethodName:          readers,
+	"/grpc.health.v1.Health/Check":                                    public,
+	"/grpc.health.v1.Health/Watch":                                    public,
+	"/grpc.health.v1.Health/List":                                     public,
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":       readers,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": readers,
+}
+
+// authorize checks the verified peer identity against the method's access
+// rule and returns a context carrying the identity.
+func (n *Node) authorize(ctx context.Context, method string) (context.Context, error) {
+	rule, ok := methodAccess[method]
+	if !ok {
+		return nil, status.Errorf(codes.PermissionDenied, "method %s is not served to anyone", method)
+	}
+	if rule == public {
+		return ctx, nil
+	}
+	id, ok := certs.PeerIdentity(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "no verified client certificate: connect with mTLS and a certificate from your party's CA")
+	}
+	ctx = certs.WithIdentity(ctx, id)
+	switch rule {
+	case ownOperators:
+		if id.Role != certs.RoleOperator || id.Party != n.party {
+			return nil, status.Errorf(codes.PermissionDenied, "%s may not submit to %s's node: only operators of party %q (spiffe://%s/operator/...) may", id, n.party, n.party, n.party)
+		}
+	case peerNodes:
+		if id.Role != certs.RoleNode || id.Party == n.party {
+			return nil, status.Errorf(codes.PermissionDenied, "%s may not deliver entries: only other parties' nodes (spiffe://<party>/node/...) may", id)
+		}
+		if _, ok := n.cfg.Agreement.Agreement.Party(id.Party); !ok {
+			return nil, status.Errorf(codes.PermissionDenied, "%s is not a party of the agreement", id)
+		}
+	case readers:
+		if id.Role == certs.RoleOperator && id.Party != n.party {
+			return nil, status.Errorf(codes.PermissionDenied, "%s may not read %s's node: operators read their own party's node", id, n.party)
+		}
+	}
+	return ctx, nil
+}
+
+func (n *Node) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := n.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (n *Node) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := n.authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &identityStream{ServerStream: ss, ctx: ctx})
+}
+
+type identityStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *identityStream) Context() context.Context { return s.ctx }
+
+// shortMethod turns "/parley.v1.LogService/GetEntries" into "LogService/GetEntries".
+func shortMethod(full string) string {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndex(full, "."); i >= 0 && strings.Contains(full[i:], "/") {
+		return full[i+1:]
+	}
+	return full
+}

@@ -1,0 +1,90 @@
+// Package server is a Parley party node: it serves the submission,
+// exchange, log and subscription services over mutual TLS, verifies every
+// entry with package verifier, and keeps everything it accepts in a
+// Tessera exchange log (server/tlog) with derived indexes in bbolt
+// (server/state).
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/parley-dev/parley/agreement"
+	"github.com/parley-dev/parley/certs"
+)
+
+// Config is everything a node needs. The caller (cmd/parley) loads files and
+// keys; this package never reads flags, environment or files of its own
+// except under DataDir.
+type Config struct {
+	// Agreement is the signed agreement. Required; the caller must have
+	// checked that every party signed it.
+	Agreement *agreement.File
+	// Party is this node's party id; it must be listed in the agreement.
+	Party string
+	// Signer signs this party's entries. Its public key must be one of the
+	// party's keys in the agreement.
+	Signer signature.Signer
+	// CheckpointSigner signs the log's checkpoints (C2SP signed note). Its
+	// verifier key must be the party's checkpoint_key in the agreement.
+	CheckpointSigner note.Signer
+	// DataDir holds the log and the state store. Required.
+	DataDir string
+	// TLS is the server's mTLS configuration, built with certs.ServerConfig.
+	// Required.
+	TLS *tls.Config
+	// WitnessClient is the mTLS HTTP client used to reach the mediators'
+	// witnesses. Optional: without it, checkpoints are published unwitnessed
+	// (allowed only when the agreement's witness quorum is 0).
+	WitnessClient *http.Client
+	// CheckpointInterval is how often a new checkpoint is published.
+	// Default 1s.
+	CheckpointInterval time.Duration
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	var errs []error
+	if c.Agreement == nil || c.Agreement.Agreement == nil {
+		errs = append(errs, errors.New("agreement: required"))
+	}
+	if err := certs.ValidateID(c.Party); err != nil {
+		errs = append(errs, fmt.Errorf("party: %w", err))
+	} else if c.Agreement != nil && c.Agreement.Agreement != nil {
+		if _, ok := c.Agreement.Agreement.Party(c.Party); !ok {
+			errs = append(errs, fmt.Errorf("party: %q is not a party of agreement %q", c.Party, c.Agreement.Agreement.ID))
+		}
+	}
+	if c.Signer == nil {
+		errs = append(errs, errors.New("signer: required"))
+	}
+	if c.CheckpointSigner == nil {
+		errs = append(errs, errors.New("checkpoint signer: required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir: required"))
+	}
+	if c.TLS == nil {
+		errs = append(errs, errors.New("tls: required"))
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,366 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/grpc/health"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/parley-dev/parley/envelope"
+	"github.com/parley-dev/parley/keys"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/server/state"
+	"github.com/parley-dev/parley/server/tlog"
+	"github.com/parley-dev/parley/verifier"
+	"github.com/parley-dev/parley/verifier/rules"
+)
+
+// Node is one party's node. It is safe for concurrent use.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	party  string
+	keyID  string
+	ver    *verifier.Verifier
+	engine *rules.Engine
+	tlog   *tlog.Log
+	store  *state.Store
+	hub    *hub
+	health *health.Server
+
+	failOnce sync.Once
+	failed   chan struct{}
+	failErr  error
+
+	// mu guards the feed heads and the pending entries: every sequence
+	// decision is taken under it, so two entries can never take one seq.
+	mu      sync.Mutex
+	heads   map[string]verifier.FeedState
+	pending map[feedKey]pendingEntry
+	entries []rules.Entry // every accepted statement, for the rule engine
+}
+
+type feedKey struct {
+	sender string
+	seq    uint64
+}
+
+// pendingEntry is an entry whose seq is taken but whose log index is not
+// yet durable.
+type pendingEntry struct {
+	state verifier.FeedState
+	done  chan struct{}
+}
+
+// New opens (or creates) the node's log and state under cfg.DataDir,
+// reconciles the state from the log, and returns a node ready to serve.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("invalid node config: %w", err)
+	}
+	a := cfg.Agreement.Agreement
+	party, _ := a.Party(cfg.Party)
+	pub, err := cfg.Signer.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the signer's public key: %w", err)
+	}
+	keyID, err := keys.KeyID(pub)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't compute the signer's key id: %w", err)
+	}
+	listed := false
+	for _, k := range party.Keys {
+		if k.ID == keyID {
+			listed = true
+		}
+	}
+	if !listed {
+		return nil, fmt.Errorf("signing key %s is not one of party %q's keys in the agreement", keyID, cfg.Party)
+	}
+	if cfg.CheckpointSigner.Name() != party.LogOrigin && party.LogOrigin != "" {
+		cfg.Logger.Warn("checkpoint key name differs from the agreement's log origin", "key", cfg.CheckpointSigner.Name(), "origin", party.LogOrigin)
+	}
+	ver, err := verifier.New(a)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build the verifier: %w", err)
+	}
+	engine, err := rules.New(rulesConfig(a))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build the rule engine: %w", err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With("party", cfg.Party),
+		party:   cfg.Party,
+		keyID:   keyID,
+		ver:     ver,
+		engine:  engine,
+		hub:     newHub(),
+		health:  health.NewServer(),
+		failed:  make(chan struct{}),
+		heads:   map[string]verifier.FeedState{},
+		pending: map[feedKey]pendingEntry{},
+	}
+	witnesses, err := witnessConfig(a, cfg.WitnessClient)
+	if err != nil {
+		return nil, err
+	}
+	n.tlog, err = tlog.Open(ctx, tlog.Config{
+		Dir:                filepath.Join(cfg.DataDir, "log"),
+		Origin:             party.LogOrigin,
+		Signer:             cfg.CheckpointSigner,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Witnesses:          witnesses,
+		Logger:             n.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the exchange log: %w", err)
+	}
+	n.store, err = state.Open(filepath.Join(cfg.DataDir, "state.db"))
+	if err != nil {
+		_ = n.tlog.Close()
+		return nil, fmt.Errorf("couldn't open the state store: %w", err)
+	}
+	if err := n.reconcile(ctx); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// reconcile brings the state store and the in-memory indexes up to the log,
+// which is the source of truth.
+func (n *Node) reconcile(ctx context.Context) error {
+	size, err := n.tlog.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't read the log size: %w", err)
+	}
+	parse := func(raw []byte) (state.Record, error) {
+		p, err := envelope.Parse(raw)
+		if err != nil {
+			return state.Record{}, err
+		}
+		h := p.Statement.GetHeader()
+		return state.Record{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: p.Digest, PayloadDigest: p.PayloadDigest}, nil
+	}
+	if err := n.store.Reconcile(ctx, size, n.tlog.Entries, parse); err != nil {
+		return fmt.Errorf("couldn't reconcile the state store with the log: %w", err)
+	}
+	heads, err := n.store.Heads()
+	if err != nil {
+		return fmt.Errorf("couldn't read feed heads: %w", err)
+	}
+	for sender, h := range heads {
+		n.heads[sender] = verifier.FeedState{Seq: h.Seq, Digest: h.Digest, PayloadDigest: h.PayloadDigest}
+	}
+	// The rule engine needs every statement: read the log once.
+	const batch = 1000
+	for start := uint64(0); start < size; start += batch {
+		count := batch
+		if rem := size - start; rem < batch {
+			count = int(rem)
+		}
+		raws, err := n.tlog.Entries(ctx, start, count)
+		if err != nil {
+			return fmt.Errorf("couldn't read log entries from %d: %w", start, err)
+		}
+		for _, raw := range raws {
+			p, err := envelope.Parse(raw)
+			if err != nil {
+				return fmt.Errorf("log holds an unparsable entry: %w", err)
+			}
+			n.entries = append(n.entries, ruleEntry(p))
+		}
+	}
+	n.log.Info("reconciled state from the log", "entries", size, "feeds", len(heads))
+	return nil
+}
+
+// Close stops the node's log and store.
+func (n *Node) Close() error {
+	var errs []error
+	if n.tlog != nil {
+		errs = append(errs, n.tlog.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	n.hub.close()
+	return errors.Join(errs...)
+}
+
+func ruleEntry(p *envelope.Parsed) rules.Entry {
+	h := p.Statement.GetHeader()
+	return rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: p.Digest, Statement: p.Statement}
+}
+
+// accepted is the outcome of accepting an envelope.
+type accepted struct {
+	entry     *parleyv1.LogEntry
+	duplicate bool
+}
+
+// lookup returns the stored entry of (sender, seq) for the verifier's
+// duplicate and equivocation checks. Callers hold n.mu.
+func (n *Node) lookup(ctx context.Context, sender string) func(seq uint64) (verifier.FeedState, bool) {
+	return func(seq uint64) (verifier.FeedState, bool) {
+		if p, ok := n.pending[feedKey{sender, seq}]; ok {
+			return p.state, true
+		}
+		ref, ok, err := n.store.Lookup(sender, seq)
+		if err != nil || !ok {
+			return verifier.FeedState{}, false
+		}
+		raws, err := n.tlog.Entries(ctx, ref.Index, 1)
+		if err != nil || len(raws) != 1 {
+			return verifier.FeedState{}, false
+		}
+		return verifier.FeedState{Seq: seq, Digest: ref.Digest, PayloadDigest: ref.PayloadDigest, Raw: raws[0]}, true
+	}
+}
+
+// admission is an entry that passed verification and holds its seq.
+type admission struct {
+	res       verifier.Result
+	raw       []byte
+	key       feedKey
+	pending   pendingEntry
+	duplicate bool
+	source    string
+}
+
+// accept verifies raw against the sender's feed and logs it. It returns only
+// once the entry's index is durable. source names where it came from (for
+// evidence and logs).
+func (n *Node) accept(ctx context.Context, raw []byte, source string) (accepted, error) {
+	n.mu.Lock()
+	adm, err := n.admitLocked(ctx, raw, source)
+	n.mu.Unlock()
+	if err != nil {
+		return accepted{}, err
+	}
+	return n.finish(ctx, adm)
+}
+
+// admitLocked verifies raw and, if it is the sender's next entry, takes its
+// seq. Callers hold n.mu.
+func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (admission, error) {
+	res, err := n.check(ctx, raw)
+	if err != nil {
+		var eq *verifier.EquivocationError
+		if errors.As(err, &eq) {
+			n.keepEquivocation(eq, source)
+		}
+		return admission{}, err
+	}
+	key := feedKey{res.Sender(), res.Seq()}
+	if res.Outcome == verifier.Duplicate {
+		p := n.pending[key]
+		return admission{res: res, raw: raw, key: key, pending: p, duplicate: true, source: source}, nil
+	}
+	fs := verifier.FeedState{Seq: key.seq, Digest: res.Parsed.Digest, PayloadDigest: res.Parsed.PayloadDigest, Raw: raw}
+	p := pendingEntry{state: fs, done: make(chan struct{})}
+	n.pending[key] = p
+	n.heads[key.sender] = fs
+	return admission{res: res, raw: raw, key: key, pending: p, source: source}, nil
+}
+
+// finish makes an admitted entry durable (or, for a duplicate, finds the
+// logged copy).
+func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
+	sender, seq := adm.key.sender, adm.key.seq
+	if adm.duplicate {
+		if adm.pending.done != nil {
+			select {
+			case <-adm.pending.done:
+			case <-ctx.Done():
+				return accepted{}, ctx.Err()
+			}
+		}
+		ref, ok, err := n.store.Lookup(sender, seq)
+		if err != nil || !ok {
+			return accepted{}, fmt.Errorf("couldn't find the logged copy of duplicate %s/%d: %w", sender, seq, err)
+		}
+		return accepted{entry: &parleyv1.LogEntry{Index: ref.Index, Envelope: adm.raw, Digest: ref.Digest[:], Sender: sender, Seq: seq}, duplicate: true}, nil
+	}
+	fs := adm.pending.state
+	index, err := n.tlog.Append(ctx, adm.raw)
+	if err == nil {
+		err = n.store.Record([]state.Record{{Sender: sender, Seq: seq, Digest: fs.Digest, PayloadDigest: fs.PayloadDigest, Index: index}})
+	}
+	n.mu.Lock()
+	delete(n.pending, adm.key)
+	if err == nil {
+		n.entries = append(n.entries, ruleEntry(adm.res.Parsed))
+	}
+	n.mu.Unlock()
+	close(adm.pending.done)
+	if err != nil {
+		// The seq is taken in memory but the entry is not durable: the node
+		// can no longer promise a gapless feed, so it must restart and
+		// reconcile from the log.
+		n.log.Error("couldn't log an accepted entry; the node must restart", "sender", sender, "seq", seq, "err", err)
+		n.fail(err)
+		return accepted{}, fmt.Errorf("couldn't log entry %s/%d: %w", sender, seq, err)
+	}
+	entry := &parleyv1.LogEntry{Index: index, Envelope: adm.raw, Digest: fs.Digest[:], Sender: sender, Seq: seq}
+	n.hub.publish(entry)
+	n.log.Debug("accepted entry", "sender", sender, "seq", seq, "index", index, "source", adm.source)
+	return accepted{entry: entry}, nil
+}
+
+// check runs the verifier against the current head. Callers hold n.mu.
+func (n *Node) check(ctx context.Context, raw []byte) (verifier.Result, error) {
+	return n.ver.Check(raw, func(sender string) verifier.FeedState { return n.heads[sender] }, func(sender string, seq uint64) (verifier.FeedState, bool) {
+		return n.lookup(ctx, sender)(seq)
+	})
+}
+
+func (n *Node) keepEquivocation(eq *verifier.EquivocationError, source string) {
+	ev := &parleyv1.Evidence{Kind: &parleyv1.Evidence_Equivocation{Equivocation: &parleyv1.Equivocation{
+		Sender: eq.Sender, Seq: eq.Seq, First: eq.First, Second: eq.Second, Source: source,
+	}}}
+	key := fmt.Sprintf("%s/%d/%x", eq.Sender, eq.Seq, envelope.Digest(eq.Second))
+	if err := n.store.AddEvidence("equivocation", key, mustMarshal(ev)); err != nil {
+		n.log.Error("couldn't keep equivocation evidence", "sender", eq.Sender, "seq", eq.Seq, "err", err)
+	}
+	n.log.Warn("equivocation", "sender", eq.Sender, "seq", eq.Seq, "source", source)
+	n.hub.publishEvidence(ev)
+}
+
+// submit signs body as this party's next entry and accepts it. Signing
+// happens under n.mu so that two submissions never sign one seq: this node
+// must never equivocate, even by accident.
+func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error) {
+	n.mu.Lock()
+	head := n.heads[n.party]
+	st := &parleyv1.Statement{
+		Header: &parleyv1.Header{
+			AgreementId: n.cfg.Agreement.Agreement.ID,
+			Sender:      n.party,
+			Seq:         head.Seq + 1,
+			IssuedAt:    timestamppb.New(n.cfg.Now().UTC()),
+		},
+		Body: body,
+	}
+	if head.Seq > 0 {
+		st.Header.Prev = bytes.Clone(head.Digest[:])
+	}
+	raw, err := envelope.Sign(ctx, st, n.cfg.Signer, n.keyID)
+	if err != nil {
+		n.mu.Unlock()
+		return accepted{}, fmt.Errorf("couldn't sign the statement: %w", err)
+	}
+	adm, err := n.admitLocked(ctx, raw, "submission")
+	n.mu.Unlock()
+	if err != nil {
+		return accepted{}, err
+	}
+	return n.finish(ctx, adm)
+}

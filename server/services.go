@@ -1,0 +1,391 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/parley-dev/parley/certs"
+	"github.com/parley-dev/parley/envelope"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier"
+)
+
+type submissionService struct {
+	parleyv1.UnimplementedSubmissionServiceServer
+	n *Node
+}
+
+type exchangeService struct {
+	parleyv1.UnimplementedExchangeServiceServer
+	n *Node
+}
+
+type logService struct {
+	parleyv1.UnimplementedLogServiceServer
+	n *Node
+}
+
+type subscriptionService struct {
+	parleyv1.UnimplementedSubscriptionServiceServer
+	n *Node
+}
+
+// statusOf maps an acceptance error to a gRPC status, at the boundary.
+func (n *Node) statusOf(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
+		return err
+	}
+	var gap *verifier.GapError
+	var eq *verifier.EquivocationError
+	code := codes.Internal
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.As(err, &gap):
+		code = codes.FailedPrecondition
+	case errors.As(err, &eq):
+		code = codes.AlreadyExists
+	case errors.Is(err, verifier.ErrWrongPrev):
+		code = codes.FailedPrecondition
+	case errors.Is(err, verifier.ErrUnknownSender):
+		code = codes.PermissionDenied
+	case errors.Is(err, envelope.ErrTooLarge):
+		code = codes.ResourceExhausted
+	case errors.Is(err, verifier.ErrBadSignature), errors.Is(err, verifier.ErrKeyNotValid),
+		errors.Is(err, verifier.ErrWrongAgreement), errors.Is(err, verifier.ErrInvalid),
+		errors.Is(err, envelope.ErrMalformed), errors.Is(err, envelope.ErrNonCanonical),
+		errors.Is(err, envelope.ErrPayloadType), errors.Is(err, envelope.ErrBadSignature),
+		errors.Is(err, envelope.ErrUnknownKey):
+		code = codes.InvalidArgument
+	}
+	if code == codes.Internal {
+		n.log.ErrorContext(ctx, "internal error", "err", err)
+		return status.Error(codes.Internal, "internal error; see the node's log")
+	}
+	return status.Error(code, err.Error())
+}
+
+func (s *submissionService) Submit(ctx context.Context, req *parleyv1.SubmitRequest) (*parleyv1.SubmitResponse, error) {
+	if req.GetBody().GetReceipt() != nil {
+		return nil, status.Error(codes.InvalidArgument, "receipts are made by the node itself, not submitted by operators")
+	}
+	res, err := s.n.submit(ctx, req.GetBody())
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	return &parleyv1.SubmitResponse{Entry: res.entry, Duplicate: res.duplicate}, nil
+}
+
+func (s *submissionService) SubmitEnvelope(ctx context.Context, req *parleyv1.SubmitEnvelopeRequest) (*parleyv1.SubmitEnvelopeResponse, error) {
+	p, err := envelope.Parse(req.GetEnvelope())
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	if sender := p.Statement.GetHeader().GetSender(); sender != s.n.party {
+		id, _ := certs.IdentityFrom(ctx)
+		return nil, status.Errorf(codes.PermissionDenied, "%s may submit only party %q's own entries, got an envelope from sender %q", id, s.n.party, sender)
+	}
+	res, err := s.n.accept(ctx, req.GetEnvelope(), "submission")
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	return &parleyv1.SubmitEnvelopeResponse{Entry: res.entry, Duplicate: res.duplicate}, nil
+}
+
+func (s *exchangeService) Deliver(stream parleyv1.ExchangeService_DeliverServer) error {
+	ctx := stream.Context()
+	id, _ := certs.IdentityFrom(ctx)
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		resp := &parleyv1.DeliverResponse{}
+		d := envelope.Digest(req.GetEnvelope())
+		resp.Digest = d[:]
+		res, err := s.n.accept(ctx, req.GetEnvelope(), "peer:"+id.String())
+		var gap *verifier.GapError
+		switch {
+		case err == nil && res.duplicate:
+			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_DUPLICATE
+		case err == nil:
+			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED
+		case errors.As(err, &gap):
+			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_GAP
+			resp.ExpectedSeq = gap.Expected
+			resp.Reason = err.Error()
+		case errors.Is(err, verifier.ErrEquivocation):
+			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_EQUIVOCATION
+			resp.Reason = err.Error()
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return s.n.statusOf(ctx, err)
+		default:
+			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_REJECTED
+			resp.Reason = err.Error()
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *exchangeService) PullFeed(req *parleyv1.PullFeedRequest, stream parleyv1.ExchangeService_PullFeedServer) error {
+	ctx := stream.Context()
+	sent := uint32(0)
+	for seq := req.GetFromSeq(); req.GetLimit() == 0 || sent < req.GetLimit(); seq++ {
+		entry, ok, err := s.n.entryBySeq(ctx, req.GetSender(), seq)
+		if err != nil {
+			return s.n.statusOf(ctx, err)
+		}
+		if !ok {
+			return nil
+		}
+		if err := stream.Send(&parleyv1.PullFeedResponse{Entry: entry}); err != nil {
+			return err
+		}
+		sent++
+	}
+	return nil
+}
+
+func (s *exchangeService) FeedHeads(ctx context.Context, _ *parleyv1.FeedHeadsRequest) (*parleyv1.FeedHeadsResponse, error) {
+	heads, err := s.n.store.Heads()
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	resp := &parleyv1.FeedHeadsResponse{}
+	for _, p := range s.n.cfg.Agreement.Agreement.Parties {
+		if h, ok := heads[p.ID]; ok {
+			resp.Heads = append(resp.Heads, &parleyv1.FeedHead{Sender: p.ID, Seq: h.Seq, Digest: h.Digest[:]})
+		}
+	}
+	return resp, nil
+}
+
+// entryBySeq reads (sender, seq) from the log, if it is held and readable.
+func (n *Node) entryBySeq(ctx context.Context, sender string, seq uint64) (*parleyv1.LogEntry, bool, error) {
+	ref, ok, err := n.store.Lookup(sender, seq)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	size, err := n.tlog.IntegratedSize(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if ref.Index >= size {
+		return nil, false, nil // durable, not yet integrated
+	}
+	raws, err := n.tlog.Entries(ctx, ref.Index, 1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(raws) != 1 {
+		return nil, false, nil
+	}
+	return &parleyv1.LogEntry{Index: ref.Index, Envelope: raws[0], Digest: ref.Digest[:], Sender: sender, Seq: seq}, true, nil
+}
+
+func (s *logService) GetCheckpoint(ctx context.Context, _ *parleyv1.GetCheckpointRequest) (*parleyv1.GetCheckpointResponse, error) {
+	cp, err := s.n.tlog.Checkpoint(ctx)
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	return &parleyv1.GetCheckpointResponse{Checkpoint: cp}, nil
+}
+
+func (s *logService) GetEntries(ctx context.Context, req *parleyv1.GetEntriesRequest) (*parleyv1.GetEntriesResponse, error) {
+	entries, err := s.n.entries(ctx, req.GetStart(), int(req.GetCount()))
+	if err != nil {
+		return nil, err
+	}
+	return &parleyv1.GetEntriesResponse{Entries: entries}, nil
+}
+
+// entries reads up to count integrated entries from start.
+func (n *Node) entries(ctx context.Context, start uint64, count int) ([]*parleyv1.LogEntry, error) {
+	size, err := n.tlog.IntegratedSize(ctx)
+	if err != nil {
+		return nil, n.statusOf(ctx, err)
+	}
+	if start >= size {
+		if start > size {
+			return nil, status.Errorf(codes.OutOfRange, "start %d is beyond the log size %d", start, size)
+		}
+		return nil, nil
+	}
+	if rem := size - start; uint64(count) > rem {
+		count = int(rem)
+	}
+	raws, err := n.tlog.Entries(ctx, start, count)
+	if err != nil {
+		return nil, n.statusOf(ctx, err)
+	}
+	out := make([]*parleyv1.LogEntry, 0, len(raws))
+	for i, raw := range raws {
+		p, err := envelope.Parse(raw)
+		if err != nil {
+			return nil, n.statusOf(ctx, fmt.Errorf("log entry %d does not parse: %w", start+uint64(i), err))
+		}
+		h := p.Statement.GetHeader()
+		out = append(out, &parleyv1.LogEntry{Index: start + uint64(i), Envelope: raw, Digest: p.Digest[:], Sender: h.GetSender(), Seq: h.GetSeq()})
+	}
+	return out, nil
+}
+
+func (s *logService) GetEntry(ctx context.Context, req *parleyv1.GetEntryRequest) (*parleyv1.GetEntryResponse, error) {
+	entry, ok, err := s.n.entryBySeq(ctx, req.GetSender(), req.GetSeq())
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no entry %s/%d in %s's log", req.GetSender(), req.GetSeq(), s.n.party)
+	}
+	return &parleyv1.GetEntryResponse{Entry: entry}, nil
+}
+
+func (s *logService) GetInclusionProof(ctx context.Context, req *parleyv1.GetInclusionProofRequest) (*parleyv1.GetInclusionProofResponse, error) {
+	if req.GetIndex() >= req.GetTreeSize() {
+		return nil, status.Errorf(codes.InvalidArgument, "index %d must be below tree size %d", req.GetIndex(), req.GetTreeSize())
+	}
+	if err := s.n.checkSize(ctx, req.GetTreeSize()); err != nil {
+		return nil, err
+	}
+	hashes, err := s.n.tlog.InclusionProof(ctx, req.GetIndex(), req.GetTreeSize())
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	return &parleyv1.GetInclusionProofResponse{Index: req.GetIndex(), TreeSize: req.GetTreeSize(), Hashes: hashes}, nil
+}
+
+func (s *logService) GetConsistencyProof(ctx context.Context, req *parleyv1.GetConsistencyProofRequest) (*parleyv1.GetConsistencyProofResponse, error) {
+	if req.GetFromSize() > req.GetToSize() {
+		return nil, status.Errorf(codes.InvalidArgument, "from_size %d must not exceed to_size %d", req.GetFromSize(), req.GetToSize())
+	}
+	if err := s.n.checkSize(ctx, req.GetToSize()); err != nil {
+		return nil, err
+	}
+	hashes, err := s.n.tlog.ConsistencyProof(ctx, req.GetFromSize(), req.GetToSize())
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	return &parleyv1.GetConsistencyProofResponse{FromSize: req.GetFromSize(), ToSize: req.GetToSize(), Hashes: hashes}, nil
+}
+
+func (n *Node) checkSize(ctx context.Context, treeSize uint64) error {
+	size, err := n.tlog.Size(ctx)
+	if err != nil {
+		return n.statusOf(ctx, err)
+	}
+	if treeSize > size {
+		return status.Errorf(codes.OutOfRange, "tree size %d is beyond the published size %d", treeSize, size)
+	}
+	return nil
+}
+
+func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream parleyv1.SubscriptionService_SubscribeServer) error {
+	ctx := stream.Context()
+	next := req.GetFromIndex()
+	_, evSeen := s.n.hub.waiter()
+	if req.GetIncludeFindings() {
+		evSeen = 0
+	}
+	sentFindings := map[string]bool{}
+	poll := time.NewTicker(s.n.cfg.CheckpointInterval)
+	defer poll.Stop()
+	for {
+		wake, _ := s.n.hub.waiter()
+		for {
+			batch, err := s.n.entries(ctx, next, 256)
+			if err != nil {
+				return err
+			}
+			if len(batch) == 0 {
+				break
+			}
+			for _, e := range batch {
+				if err := stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Entry{Entry: e}, At: timestamppb.Now()}); err != nil {
+					return err
+				}
+			}
+			next += uint64(len(batch))
+		}
+		if req.GetIncludeFindings() {
+			for _, ev := range s.n.hub.evidenceSince(evSeen) {
+				evSeen++
+				if err := stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Evidence{Evidence: ev}, At: timestamppb.Now()}); err != nil {
+					return err
+				}
+			}
+			for _, f := range s.n.findings() {
+				key := string(mustMarshal(f))
+				if sentFindings[key] {
+					continue
+				}
+				sentFindings[key] = true
+				if err := stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Finding{Finding: f}, At: timestamppb.Now()}); err != nil {
+					return err
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// findings evaluates the agreed rules over every accepted entry.
+func (n *Node) findings() []*parleyv1.Finding {
+	n.mu.Lock()
+	entries := append(n.entries[:0:0], n.entries...)
+	n.mu.Unlock()
+	return n.engine.Evaluate(entries, n.cfg.Now())
+}
+
+func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
+	resp := &parleyv1.ListFindingsResponse{}
+	for _, f := range s.n.findings() {
+		if (req.GetParty() == "" || f.GetParty() == req.GetParty()) && (req.GetRule() == "" || f.GetRule() == req.GetRule()) {
+			resp.Findings = append(resp.Findings, f)
+		}
+	}
+	return resp, nil
+}
+
+func (s *subscriptionService) ListEvidence(ctx context.Context, _ *parleyv1.ListEvidenceRequest) (*parleyv1.ListEvidenceResponse, error) {
+	raws, err := s.n.store.Evidence("equivocation")
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	resp := &parleyv1.ListEvidenceResponse{}
+	for _, raw := range raws {
+		ev := &parleyv1.Evidence{}
+		if err := proto.Unmarshal(raw, ev); err != nil {
+			return nil, s.n.statusOf(ctx, fmt.Errorf("stored evidence does not parse: %w", err))
+		}
+		resp.Evidence = append(resp.Evidence, ev)
+	}
+	return resp, nil
+}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", m, err)) // only for messages built here
+	}
+	return b
+}

@@ -1,0 +1,540 @@
+package tlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// MaxEntrySize is the largest entry, in bytes, that the log accepts
+// (the C2SP tlog-tiles limit, as entry bundles use a 16-bit length prefix).
+const MaxEntrySize = tessera.DefaultEntrySizeLimit
+
+// Defaults for the optional fields of [Config] and [WitnessConfig].
+const (
+	DefaultCheckpointInterval = time.Second
+	DefaultBatchMaxAge        = 10 * time.Millisecond
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultWitnessTimeout     = tessera.DefaultWitnessTimeout
+)
+
+const (
+	// minCheckpointInterval is the smallest interval the POSIX driver accepts.
+	minCheckpointInterval = 100 * time.Millisecond
+	// batchMaxSize is the most entries sequenced in one batch: one full entry bundle.
+	batchMaxSize = layout.EntryBundleWidth
+	// dedupEntries is the size of Tessera's in-memory cache of recently
+	// appended entries; it must be at least the number of appends in flight.
+	dedupEntries = 4 * tessera.DefaultPushbackMaxOutstanding
+	// publicationPoll is how often AwaitPublished looks for a new checkpoint.
+	publicationPoll = 50 * time.Millisecond
+)
+
+var (
+	// ErrClosed is returned by Append after Close has been called.
+	ErrClosed = errors.New("log is closed")
+	// ErrPushback is wrapped by Append's error when too many entries are in
+	// flight; the caller should slow down and retry (e.g. gRPC Unavailable).
+	ErrPushback = tessera.ErrPushback
+)
+
+// Config configures a [Log].
+type Config struct {
+	// Dir is the directory that holds the log; it is created if missing.
+	// Required. The public tlog-tiles files live at its top (checkpoint,
+	// tile/...), Tessera's private state in Dir/.state.
+	Dir string
+	// Origin is the checkpoint origin line agreed for this node's log.
+	// Required; it must equal Signer.Name().
+	Origin string
+	// Signer signs checkpoints (Ed25519 note signer, see [NewSigner]).
+	// Required.
+	Signer note.Signer
+	// CheckpointInterval is the most often a new checkpoint is published.
+	// Optional, default DefaultCheckpointInterval, at least 100ms.
+	CheckpointInterval time.Duration
+	// BatchMaxAge is how long an appended entry may wait for others to share
+	// its write; it bounds the latency added to Append. Optional, default
+	// DefaultBatchMaxAge.
+	BatchMaxAge time.Duration
+	// ShutdownTimeout bounds how long Close waits for a checkpoint that
+	// covers every appended entry. Optional, default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// Witnesses, when set, makes every published checkpoint carry
+	// cosignatures of a quorum of witnesses. Optional.
+	Witnesses *WitnessConfig
+	// Logger receives the log's own messages. Optional, default slog.Default().
+	// (Tessera itself logs through klog.)
+	Logger *slog.Logger
+}
+
+// WitnessConfig lists the witnesses (the mediators) that must cosign a
+// checkpoint, through the C2SP tlog-witness protocol, before it is published.
+type WitnessConfig struct {
+	// Witnesses are the witness endpoints and keys. Required, non-empty; no
+	// two may share a URL or a key name.
+	Witnesses []Witness
+	// Quorum is how many distinct witnesses must cosign a checkpoint before
+	// it is published. Required, 1 ≤ Quorum ≤ len(Witnesses).
+	Quorum int
+	// Client sends the witness requests; it carries the node's mTLS client
+	// certificate and the mediators' CAs. Required.
+	Client *http.Client
+	// Timeout bounds one round of requests to the witnesses. If the quorum
+	// is not met in time the checkpoint is not published and Tessera tries
+	// again at the next interval. Optional, default DefaultWitnessTimeout.
+	Timeout time.Duration
+}
+
+// Witness is one witness endpoint.
+type Witness struct {
+	// URL is the witness's https base URL; checkpoints are posted to
+	// URL/add-checkpoint.
+	URL string
+	// VerifierKey is the witness's cosignature/v1 verifier key (note vkey of
+	// type 0x04). A plain Ed25519 note vkey (type 0x01) is accepted and read
+	// as the cosignature/v1 key of the same Ed25519 key.
+	VerifierKey string
+}
+
+// Log is a node's exchange log. Its methods are safe for concurrent use.
+type Log struct {
+	dir             string
+	origin          string
+	logger          *slog.Logger
+	shutdownTimeout time.Duration
+
+	appender *tessera.Appender
+	reader   tessera.LogReader
+	awaiter  *tessera.PublicationAwaiter
+	shutdown func(context.Context) error
+	cancel   context.CancelFunc
+	root     *os.Root // Dir, for TileHandler
+
+	mu       sync.RWMutex // guards closed against in-flight Appends
+	closed   bool
+	inflight sync.WaitGroup // Appends whose Tessera future is unresolved
+}
+
+// Open opens the log in cfg.Dir, creating it if needed, and starts the
+// background tasks that publish checkpoints. ctx bounds Open only; the
+// background tasks run until Close.
+//
+// A new log publishes its empty checkpoint during Open, so with witnesses
+// configured, a quorum of them must be reachable to create a log. If Dir
+// already holds a log, its checkpoint origin must be cfg.Origin.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("couldn't open log: %w", err)
+	}
+	logger := cfg.Logger.With("dir", cfg.Dir, "origin", cfg.Origin)
+
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create log directory: %w", err)
+	}
+	if err := checkOrigin(cfg.Dir, cfg.Origin); err != nil {
+		return nil, fmt.Errorf("couldn't open log: %w", err)
+	}
+
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithBatching(batchMaxSize, cfg.BatchMaxAge).
+		WithShutdownTimeout(cfg.ShutdownTimeout).
+		// In-memory only: a retry of the same bytes soon after gets the
+		// first index back instead of a second leaf.
+		WithAntispam(dedupEntries, nil)
+	var httpClient *http.Client
+	if wc := cfg.Witnesses; wc != nil {
+		group, err := wc.group()
+		if err != nil {
+			return nil, fmt.Errorf("couldn't configure witnesses: %w", err)
+		}
+		timeout := wc.Timeout
+		if timeout == 0 {
+			timeout = DefaultWitnessTimeout
+		}
+		opts.WithWitnesses(group, &tessera.WitnessOptions{Timeout: timeout})
+		httpClient = wc.Client
+	}
+
+	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir, HTTPClient: httpClient})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create posix driver: %w", err)
+	}
+	// Background tasks keep ctx's values but not its cancellation.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, opts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("couldn't start appender: %w", err)
+	}
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("couldn't open log directory: %w", err)
+	}
+	l := &Log{
+		dir:             cfg.Dir,
+		origin:          cfg.Origin,
+		logger:          logger,
+		shutdownTimeout: cfg.ShutdownTimeout,
+		appender:        appender,
+		reader:          reader,
+		awaiter:         tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, publicationPoll),
+		shutdown:        shutdown,
+		cancel:          cancel,
+		root:            root,
+	}
+	size, err := l.IntegratedSize(ctx)
+	if err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	witnesses := 0
+	if cfg.Witnesses != nil {
+		witnesses = len(cfg.Witnesses.Witnesses)
+	}
+	logger.InfoContext(ctx, "opened log", "size", size, "witnesses", witnesses)
+	return l, nil
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("Dir is required")
+	case c.Origin == "":
+		return errors.New("Origin is required")
+	case c.Signer == nil:
+		return errors.New("Signer is required")
+	case c.Signer.Name() != c.Origin:
+		return fmt.Errorf("Signer name %q must equal Origin %q", c.Signer.Name(), c.Origin)
+	case c.CheckpointInterval < 0, c.BatchMaxAge < 0, c.ShutdownTimeout < 0:
+		return errors.New("durations must not be negative")
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.CheckpointInterval < minCheckpointInterval {
+		return fmt.Errorf("CheckpointInterval %v is below the minimum of %v", c.CheckpointInterval, minCheckpointInterval)
+	}
+	if c.BatchMaxAge == 0 {
+		c.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// group turns the configuration into Tessera's witness policy: a group of
+// Quorum out of the witnesses.
+func (wc *WitnessConfig) group() (tessera.WitnessGroup, error) {
+	switch {
+	case len(wc.Witnesses) == 0:
+		return tessera.WitnessGroup{}, errors.New("no witnesses listed")
+	case wc.Quorum < 1 || wc.Quorum > len(wc.Witnesses):
+		return tessera.WitnessGroup{}, fmt.Errorf("quorum %d must be between 1 and the %d witnesses", wc.Quorum, len(wc.Witnesses))
+	case wc.Client == nil:
+		return tessera.WitnessGroup{}, errors.New("an HTTP client is required")
+	case wc.Timeout < 0:
+		return tessera.WitnessGroup{}, errors.New("timeout must not be negative")
+	}
+	g := tessera.WitnessGroup{N: wc.Quorum}
+	urls := make(map[string]bool)
+	names := make(map[string]bool)
+	for i, w := range wc.Witnesses {
+		u, err := url.Parse(w.URL)
+		if err != nil {
+			return tessera.WitnessGroup{}, fmt.Errorf("witness %d: couldn't parse URL: %w", i, err)
+		}
+		if u.Scheme != "https" || u.Host == "" {
+			return tessera.WitnessGroup{}, fmt.Errorf("witness %d: URL %q must be an absolute https URL", i, w.URL)
+		}
+		tw, err := tessera.NewWitness(w.VerifierKey, u)
+		if err != nil {
+			return tessera.WitnessGroup{}, fmt.Errorf("witness %d: couldn't parse verifier key: %w", i, err)
+		}
+		// Tessera counts a quorum per component, so two entries with one key
+		// would let one witness count twice.
+		if urls[tw.URL] || names[tw.Key.Name()] {
+			return tessera.WitnessGroup{}, fmt.Errorf("witness %d: duplicate URL %q or key name %q", i, w.URL, tw.Key.Name())
+		}
+		urls[tw.URL], names[tw.Key.Name()] = true, true
+		g.Components = append(g.Components, tw)
+	}
+	return g, nil
+}
+
+// checkOrigin refuses a directory whose published checkpoint names another
+// origin.
+func checkOrigin(dir, origin string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, layout.CheckpointPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't read checkpoint: %w", err)
+	}
+	cp, err := parseUnverified(raw)
+	if err != nil {
+		return err
+	}
+	if cp.Origin != origin {
+		return fmt.Errorf("directory holds the log of origin %q, want %q", cp.Origin, origin)
+	}
+	return nil
+}
+
+// parseUnverified parses the body of a checkpoint without checking its
+// signatures. Use it only on checkpoints this node wrote itself.
+func parseUnverified(raw []byte) (log.Checkpoint, error) {
+	body, _, ok := bytes.Cut(raw, []byte("\n\n"))
+	if !ok {
+		return log.Checkpoint{}, errors.New("couldn't parse checkpoint: no signature block")
+	}
+	var cp log.Checkpoint
+	if _, err := cp.Unmarshal(append(body, '\n')); err != nil {
+		return log.Checkpoint{}, fmt.Errorf("couldn't parse checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+// Append adds raw as the next leaf and returns its index once it is durable
+// (see the package documentation): written, fsynced and integrated in the
+// tree, but not necessarily published; use AwaitPublished for that.
+// Concurrent Appends are batched together; their order in the log is not
+// their call order.
+//
+// Appending bytes identical to an entry appended recently by this process
+// returns that entry's index instead of adding a second leaf. If ctx ends
+// first, Append returns its error and the entry may or may not be in the log;
+// retrying with the same bytes is safe.
+func (l *Log) Append(ctx context.Context, raw []byte) (uint64, error) {
+	if len(raw) > MaxEntrySize {
+		return 0, fmt.Errorf("couldn't append entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
+	}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	l.inflight.Add(1)
+	// Tessera keeps the slice until the batch is written, which may outlive
+	// this call.
+	future := l.appender.Add(ctx, tessera.NewEntry(bytes.Clone(raw)))
+	l.mu.RUnlock()
+
+	type result struct {
+		idx tessera.Index
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer l.inflight.Done()
+		idx, err := future()
+		done <- result{idx, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return 0, fmt.Errorf("couldn't append entry: %w", r.err)
+		}
+		return r.idx.Index, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
+	}
+}
+
+// AwaitPublished waits until a published checkpoint covers index, that is
+// its size is greater than index, and returns that checkpoint (a signed note,
+// with the witnesses' cosignatures when witnessing is configured). index must
+// already be in the log, as returned by Append.
+func (l *Log) AwaitPublished(ctx context.Context, index uint64) ([]byte, error) {
+	size, err := l.IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if index >= size {
+		return nil, fmt.Errorf("couldn't await publication: index %d is beyond the log size %d", index, size)
+	}
+	_, cp, err := l.awaiter.Await(ctx, func() (tessera.Index, error) {
+		return tessera.Index{Index: index}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't await publication of index %d: %w", index, err)
+	}
+	return cp, nil
+}
+
+// Checkpoint returns the latest published checkpoint, a signed note with
+// the witnesses' cosignatures when witnessing is configured.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	cp, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+// Size returns the tree size of the latest published checkpoint.
+func (l *Log) Size(ctx context.Context) (uint64, error) {
+	raw, err := l.Checkpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cp, err := parseUnverified(raw)
+	if err != nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}
+
+// IntegratedSize returns the number of durable entries, all of which are in
+// the tree. It is at least Size and is what the state store reconciles to;
+// entries beyond Size are not yet committed to by a published checkpoint.
+func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't read integrated size: %w", err)
+	}
+	return size, nil
+}
+
+// Entries returns up to count leaves starting at index start, read from the
+// entry bundles: fewer if the log (its integrated size) ends first, none if
+// start is at or beyond its end. The caller bounds count.
+func (l *Log) Entries(ctx context.Context, start uint64, count int) ([][]byte, error) {
+	if count < 0 {
+		return nil, fmt.Errorf("couldn't read entries: negative count %d", count)
+	}
+	size, err := l.IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for ri := range layout.Range(start, uint64(count), size) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("couldn't read entries: %w", err)
+		}
+		raw, err := l.reader.ReadEntryBundle(ctx, ri.Index, ri.Partial)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read entry bundle %d: %w", ri.Index, err)
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return nil, fmt.Errorf("couldn't parse entry bundle %d: %w", ri.Index, err)
+		}
+		if uint(len(b.Entries)) < ri.First+ri.N {
+			return nil, fmt.Errorf("couldn't read entries: bundle %d holds %d entries, want at least %d", ri.Index, len(b.Entries), ri.First+ri.N)
+		}
+		if out == nil {
+			out = make([][]byte, 0, min(uint64(count), size-start))
+		}
+		out = append(out, b.Entries[ri.First:ri.First+ri.N]...)
+	}
+	return out, nil
+}
+
+// InclusionProof returns the RFC 6962 inclusion proof of the leaf at index
+// in the tree of size treeSize, which must not exceed the integrated size.
+func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
+	if index >= treeSize {
+		return nil, fmt.Errorf("couldn't build inclusion proof: index %d is not below tree size %d", index, treeSize)
+	}
+	if err := l.checkTreeSize(ctx, treeSize); err != nil {
+		return nil, fmt.Errorf("couldn't build inclusion proof: %w", err)
+	}
+	pb, err := client.NewProofBuilder(ctx, treeSize, l.reader.ReadTile)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build inclusion proof: %w", err)
+	}
+	p, err := pb.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build inclusion proof: %w", err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof returns the RFC 6962 consistency proof between the trees
+// of sizes from and to; from ≤ to, and to must not exceed the integrated size.
+func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if from > to {
+		return nil, fmt.Errorf("couldn't build consistency proof: from %d is above to %d", from, to)
+	}
+	if err := l.checkTreeSize(ctx, to); err != nil {
+		return nil, fmt.Errorf("couldn't build consistency proof: %w", err)
+	}
+	pb, err := client.NewProofBuilder(ctx, to, l.reader.ReadTile)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build consistency proof: %w", err)
+	}
+	p, err := pb.ConsistencyProof(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build consistency proof: %w", err)
+	}
+	return p, nil
+}
+
+func (l *Log) checkTreeSize(ctx context.Context, treeSize uint64) error {
+	size, err := l.IntegratedSize(ctx)
+	if err != nil {
+		return err
+	}
+	if treeSize > size {
+		return fmt.Errorf("tree size %d is beyond the log size %d", treeSize, size)
+	}
+	return nil
+}
+
+// Close stops accepting appends, waits for appends in flight, waits (at most
+// Config.ShutdownTimeout) for a published checkpoint that covers every entry
+// appended, and stops the background tasks. If no such checkpoint is
+// published in time, for example because the witnesses are unreachable,
+// Close returns an error; the entries are durable all the same and are
+// published after the next Open. Close after Close returns nil.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+
+	// Tessera's queue resolves pending futures within BatchMaxAge, so this
+	// does not block for long.
+	l.inflight.Wait()
+	err := l.shutdown(context.Background())
+	l.cancel()
+	if err != nil {
+		err = fmt.Errorf("couldn't publish a checkpoint covering every entry before closing: %w", err)
+		l.logger.Warn("closed log without a final checkpoint", "err", err)
+	}
+	if cerr := l.root.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("couldn't close log directory: %w", cerr))
+	}
+	if err == nil {
+		l.logger.Info("closed log")
+	}
+	return err
+}

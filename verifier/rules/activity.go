@@ -1,0 +1,337 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+)
+
+// Field indexes of [forces].
+const (
+	fieldTroops = iota
+	fieldTanks
+	fieldACVs
+	fieldArtillery
+	fieldSorties
+	fieldLanding
+	numFields
+)
+
+var fieldNames = [numFields]string{"troops", "battle tanks", "ACVs", "artillery pieces", "fixed-wing sorties", "landing troops"}
+
+// Threshold levels.
+const (
+	levelNotify = iota
+	levelObserve
+)
+
+var levelNames = [2]string{"notification", "observation"}
+
+// forces are the declared numbers the thresholds apply to.
+type forces [numFields]uint64
+
+// forcesOf extracts the threshold-relevant numbers. Landing troops are the
+// airborne plus amphibious troops; for an activity whose type is a landing,
+// at least its total troops.
+func forcesOf(f *parleyv1.Forces, t parleyv1.ActivityType) forces {
+	var out forces
+	out[fieldTroops] = uint64(f.GetTroops())
+	out[fieldTanks] = uint64(f.GetBattleTanks())
+	out[fieldACVs] = uint64(f.GetAcvs())
+	out[fieldArtillery] = uint64(f.GetArtillery())
+	out[fieldSorties] = uint64(f.GetFixedWingSorties())
+	out[fieldLanding] = uint64(f.GetAirborneTroops()) + uint64(f.GetAmphibiousTroops())
+	switch t {
+	case parleyv1.ActivityType_ACTIVITY_TYPE_AMPHIBIOUS_LANDING,
+		parleyv1.ActivityType_ACTIVITY_TYPE_HELIBORNE_LANDING,
+		parleyv1.ActivityType_ACTIVITY_TYPE_PARACHUTE_ASSAULT:
+		out[fieldLanding] = max(out[fieldLanding], out[fieldTroops])
+	}
+	return out
+}
+
+// reaches reports whether f reaches (>=) any threshold of the level.
+func (e *Engine) reaches(f forces, level int) bool {
+	for i, limit := range e.limits[level] {
+		if limit > 0 && f[i] >= limit {
+			return true
+		}
+	}
+	return false
+}
+
+// reached describes the thresholds of the level that f reaches, e.g.
+// "troops 9,500 >= 9,000".
+func (e *Engine) reached(f forces, level int) string {
+	var s string
+	for i, limit := range e.limits[level] {
+		if limit > 0 && f[i] >= limit {
+			if s != "" {
+				s += ", "
+			}
+			s += fmt.Sprintf("%s %s >= %s", fieldNames[i], fmtCount(f[i]), fmtCount(limit))
+		}
+	}
+	return s
+}
+
+// large reports whether f exceeds (>) a constraining-provision threshold,
+// and describes it.
+func (e *Engine) large(f forces) (bool, string) {
+	var s string
+	if f[fieldTroops] > uint64(e.vd.LargeTroops) {
+		s = fmt.Sprintf("troops %s > %s", fmtCount(f[fieldTroops]), fmtCount(uint64(e.vd.LargeTroops)))
+	}
+	if f[fieldTanks] > uint64(e.vd.LargeBattleTanks) {
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("battle tanks %s > %s", fmtCount(f[fieldTanks]), fmtCount(uint64(e.vd.LargeBattleTanks)))
+	}
+	return s != "", s
+}
+
+// version is one state of a notified activity: the original notification
+// or an amendment that took effect.
+type version struct {
+	it  *item
+	act *parleyv1.ActivityNotification
+}
+
+// activity is a notified activity with its amendments and cancellation.
+type activity struct {
+	sender   string
+	notice   *item     // the original notification
+	versions []version // in seq order; the last is in effect
+	cancel   *item     // the cancellation that took effect, if any
+	// withdrawn is set when the cancellation was given by the start: the
+	// activity then did not take place and no other rule applies to it.
+	withdrawn bool
+	// designations holds the normalised designations of every version.
+	designations []string
+}
+
+// latest returns the content in effect.
+func (a *activity) latest() *parleyv1.ActivityNotification {
+	return a.versions[len(a.versions)-1].act
+}
+
+func (a *activity) start() time.Time {
+	t, _ := timeOf(a.latest().GetStart())
+	return t
+}
+
+func (a *activity) end() time.Time {
+	t, _ := timeOf(a.latest().GetEnd())
+	return t
+}
+
+func (a *activity) forces() forces {
+	cur := a.latest()
+	return forcesOf(cur.GetForces(), cur.GetType())
+}
+
+// notifiableSince returns the version from which the activity reached a
+// notification threshold without interruption up to the version in
+// effect, or nil if the version in effect reaches none.
+func (a *activity) notifiableSince(e *Engine) *version {
+	since := -1
+	for i, v := range a.versions {
+		if e.reaches(forcesOf(v.act.GetForces(), v.act.GetType()), levelNotify) {
+			if since < 0 {
+				since = i
+			}
+		} else {
+			since = -1
+		}
+	}
+	if since < 0 {
+		return nil
+	}
+	return &a.versions[since]
+}
+
+// hasDesignation reports whether a version of the activity is designated d
+// (normalised).
+func (a *activity) hasDesignation(d string) bool {
+	for _, x := range a.designations {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// describe names the activity for summaries.
+func (a *activity) describe() string {
+	return fmt.Sprintf("%q (%s seq %d)", a.latest().GetDesignation(), a.sender, a.notice.seq)
+}
+
+// buildActivities collects the notified activities of every sender, applies
+// amendments and cancellations in seq order, and reports VD.V.amend.
+// Amendments that refer to nothing are returned for VD.V.lead.
+func (s *vdState) buildActivities() (dangling []*item) {
+	for _, sender := range s.lg.senders {
+		for _, it := range s.lg.feeds[sender] {
+			switch b := it.body.GetKind().(type) {
+			case *parleyv1.Body_Notification:
+				if !validActivity(b.Notification) {
+					continue
+				}
+				a := &activity{sender: sender, notice: it, versions: []version{{it, b.Notification}}}
+				a.designations = append(a.designations, normalize(b.Notification.GetDesignation()))
+				s.acts = append(s.acts, a)
+				s.bySender[sender] = append(s.bySender[sender], a)
+				s.actBySeq[key{sender, it.seq}] = a
+			case *parleyv1.Body_Amendment:
+				a := s.target(it, b.Amendment.GetTargetSeq(), "amendment")
+				if a == nil {
+					if validActivity(b.Amendment.GetActivity()) {
+						dangling = append(dangling, it)
+					}
+					continue
+				}
+				s.amend(a, it, b.Amendment.GetActivity())
+			case *parleyv1.Body_Cancellation:
+				if a := s.target(it, b.Cancellation.GetTargetSeq(), "cancellation"); a != nil {
+					s.cancel(a, it)
+				}
+			}
+		}
+	}
+	return dangling
+}
+
+// validActivity reports whether n has the content the rules need.
+func validActivity(n *parleyv1.ActivityNotification) bool {
+	start, ok1 := timeOf(n.GetStart())
+	end, ok2 := timeOf(n.GetEnd())
+	return n != nil && ok1 && ok2 && !end.Before(start)
+}
+
+// target resolves the notification an amendment or cancellation refers to,
+// reporting VD.V.amend if it is not an earlier notification of the same
+// sender.
+func (s *vdState) target(it *item, seq uint64, what string) *activity {
+	if seq < it.seq {
+		if a := s.actBySeq[key{it.sender, seq}]; a != nil && a.notice.seq == seq {
+			return a
+		}
+	}
+	var seen string
+	switch t := s.lg.items[key{it.sender, seq}]; {
+	case seq >= it.seq:
+		seen = fmt.Sprintf("target seq %d is not earlier than the %s (seq %d)", seq, what, it.seq)
+	case t == nil:
+		seen = fmt.Sprintf("target seq %d is not in %s's feed", seq, it.sender)
+	default:
+		seen = fmt.Sprintf("target seq %d is %s, not a notification", seq, kindName(t.body))
+	}
+	refs := []*item{it}
+	if t := s.lg.items[key{it.sender, seq}]; t != nil {
+		refs = append(refs, t)
+	}
+	s.out.add(finding{
+		rule:     RuleAmend,
+		severity: parleyv1.Severity_SEVERITY_VIOLATION,
+		party:    it.sender,
+		entries:  refs,
+		required: fmt.Sprintf("the %s refers to an earlier notification of %s", what, it.sender),
+		seen:     seen,
+		summary:  fmt.Sprintf("%s seq %d of %s refers to no notification", what, it.seq, it.sender),
+		at:       it.given,
+	})
+	return nil
+}
+
+// amend applies an amendment, unless the activity is cancelled or over.
+func (s *vdState) amend(a *activity, it *item, n *parleyv1.ActivityNotification) {
+	refs := []*item{a.notice, it}
+	switch {
+	case a.cancel != nil:
+		s.out.add(finding{
+			rule:     RuleAmend,
+			severity: parleyv1.Severity_SEVERITY_VIOLATION,
+			party:    a.sender,
+			entries:  append(refs, a.cancel),
+			required: "amendments only of activities not cancelled",
+			seen:     fmt.Sprintf("amendment seq %d after cancellation seq %d", it.seq, a.cancel.seq),
+			summary:  fmt.Sprintf("amendment of cancelled activity %s", a.describe()),
+			at:       it.given,
+		})
+	case it.given.After(a.end()):
+		s.out.add(finding{
+			rule:     RuleAmend,
+			severity: parleyv1.Severity_SEVERITY_VIOLATION,
+			party:    a.sender,
+			entries:  refs,
+			required: fmt.Sprintf("amendment given by the end of the activity %s", fmtTime(a.end())),
+			seen:     fmt.Sprintf("given %s, %s after the end; not applied", fmtTime(it.given), fmtDur(it.given.Sub(a.end()), true)),
+			summary:  fmt.Sprintf("amendment of %s after its end", a.describe()),
+			at:       it.given,
+		})
+	case !validActivity(n):
+		// Without content there is nothing to apply; the schema validator
+		// rejects such an amendment before it reaches the log.
+	default:
+		a.versions = append(a.versions, version{it, n})
+		a.designations = append(a.designations, normalize(n.GetDesignation()))
+		s.actBySeq[key{a.sender, it.seq}] = a
+	}
+}
+
+// cancel applies a cancellation and reports late ones.
+func (s *vdState) cancel(a *activity, it *item) {
+	refs := []*item{a.notice, it}
+	f := finding{rule: RuleAmend, party: a.sender, entries: refs, at: it.given}
+	switch {
+	case a.cancel != nil:
+		f.severity = parleyv1.Severity_SEVERITY_LOW
+		f.entries = append(refs, a.cancel)
+		f.required = "one cancellation per activity"
+		f.seen = fmt.Sprintf("cancellation seq %d repeats cancellation seq %d", it.seq, a.cancel.seq)
+		f.summary = fmt.Sprintf("repeated cancellation of %s", a.describe())
+	case it.given.After(a.end()):
+		f.severity = parleyv1.Severity_SEVERITY_VIOLATION
+		f.required = fmt.Sprintf("cancellation given by the end of the activity %s", fmtTime(a.end()))
+		f.seen = fmt.Sprintf("given %s, %s after the end; not applied", fmtTime(it.given), fmtDur(it.given.Sub(a.end()), true))
+		f.summary = fmt.Sprintf("cancellation of %s after its end", a.describe())
+	case it.given.After(a.start()):
+		a.cancel = it
+		f.severity = parleyv1.Severity_SEVERITY_LOW
+		f.required = fmt.Sprintf("cancellation given by the start of the activity %s", fmtTime(a.start()))
+		f.seen = fmt.Sprintf("given %s, %s after the start; the activity is still judged", fmtTime(it.given), fmtDur(it.given.Sub(a.start()), true))
+		f.summary = fmt.Sprintf("cancellation of %s after its start", a.describe())
+	default:
+		a.cancel = it
+		a.withdrawn = true
+		return
+	}
+	s.out.add(f)
+}
+
+// kindName names the body kind of an entry for findings.
+func kindName(b *parleyv1.Body) string {
+	switch b.GetKind().(type) {
+	case *parleyv1.Body_Notification:
+		return "a notification"
+	case *parleyv1.Body_Amendment:
+		return "an amendment"
+	case *parleyv1.Body_Cancellation:
+		return "a cancellation"
+	case *parleyv1.Body_Calendar:
+		return "a calendar"
+	case *parleyv1.Body_Invitation:
+		return "an observation invitation"
+	case *parleyv1.Body_ConsultationRequest:
+		return "a consultation request"
+	case *parleyv1.Body_ConsultationResponse:
+		return "a consultation response"
+	case *parleyv1.Body_Receipt:
+		return "a receipt"
+	case *parleyv1.Body_Launch:
+		return "a launch notification"
+	}
+	return "an unknown body"
+}
