@@ -113,9 +113,10 @@ type Mediator struct {
 	// WitnessEndpoint is the https URL of the mediator's C2SP tlog-witness
 	// endpoint. Required.
 	WitnessEndpoint string `yaml:"witness_endpoint"`
-	// CosigningKey is the sumdb/note verifier key (Ed25519,
-	// "name+hash+base64") with which the mediator cosigns checkpoints.
-	// Required, unique.
+	// CosigningKey is the note verifier key ("name+hash+base64") with
+	// which the mediator's witness cosigns checkpoints: a standard Ed25519
+	// note key (type 0x01, used as a cosignature/v1 key, as Tessera does)
+	// or an Ed25519 cosignature/v1 key (type 0x04). Required, unique.
 	CosigningKey string `yaml:"cosigning_key"`
 }
 

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/parley-dev/parley/agreement"
@@ -235,7 +236,7 @@ func TestParseMediatorErrors(t *testing.T) {
 		{"witness endpoint not https", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).WitnessEndpoint = "m1.example:443" }, "mediators[0].witness_endpoint:"},
 		{"witness endpoint no host", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).WitnessEndpoint = "https:///x" }, `mediators[0].witness_endpoint: "https:///x" has no host`},
 		{"no cosigning key", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).CosigningKey = "" }, "mediators[0].cosigning_key: missing"},
-		{"bad cosigning key", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).CosigningKey = "garbage" }, "mediators[0].cosigning_key: couldn't parse note verifier key"},
+		{"bad cosigning key", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).CosigningKey = "garbage" }, "mediators[0].cosigning_key: couldn't parse cosigning key"},
 		{"cosigning key of a party", func(_ testing.TB, f *agreementtest.Fixture) {
 			m(f, 0).CosigningKey = f.Agreement.Parties[0].CheckpointKey
 		}, "mediators[0].cosigning_key: note verifier key"},
@@ -502,4 +503,28 @@ func leafPEM(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func TestCosigningKeyForms(t *testing.T) {
+	f := agreementtest.New(t, 2, 1)
+	v1, err := fnote.VKeyToCosignatureV1(f.Agreement.Mediators[0].CosigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, key string }{
+		{"ed25519 note key", f.Agreement.Mediators[0].CosigningKey},
+		{"cosignature/v1 key", v1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Agreement.Mediators[0].CosigningKey = tt.key
+			if _, err := agreement.Parse(rawYAML(t, f.Agreement)); err != nil {
+				t.Errorf("got error %v, want the key accepted", err)
+			}
+		})
+	}
+	// A checkpoint key must be a plain Ed25519 note key.
+	f.Agreement.Parties[0].CheckpointKey = v1
+	if _, err := agreement.Parse(rawYAML(t, f.Agreement)); err == nil || !strings.Contains(err.Error(), "parties[0].checkpoint_key: couldn't parse note verifier key") {
+		t.Errorf("got error %v, want a cosignature/v1 key refused as checkpoint key", err)
+	}
 }

@@ -48,7 +48,8 @@
 // [Parse] checks everything it can without a clock or the network: ids
 // and their uniqueness, CA certificates, endpoints and URLs, that each key
 // parses, is Ed25519 or ECDSA P-256 and has the listed key id, key validity
-// windows, checkpoint and cosigning keys (sumdb/note verifier keys), the
+// windows, checkpoint keys (sumdb/note Ed25519 verifier keys) and cosigning
+// keys (C2SP tlog-cosignature Ed25519 keys), the
 // witness quorum and the rules. Errors name the field path, what was wrong
 // and what was expected, e.g. "parties[1].keys[0].not_after:
 // 2025-01-01T00:00:00Z is before not_before 2026-01-01T00:00:00Z".

@@ -427,7 +427,7 @@ func (f *File) RequireAllSigned() error {
 		}
 		parts = append(parts, "bad signatures: "+strings.Join(bad, "; "))
 	}
-	return fmt.Errorf("%w: agreement %q: %s", ErrNotSigned, f.Agreement.ID, strings.Join(parts, "; "))
+	return fmt.Errorf("%w (id %q): %s", ErrNotSigned, f.Agreement.ID, strings.Join(parts, "; "))
 }
 
 func fmtTime(t time.Time) string {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/parley-dev/parley/keys"
@@ -138,7 +139,7 @@ func (v *validator) party(path string, p *Party) {
 		v.key(fmt.Sprintf("%s.keys[%d]", path, i), &p.Keys[i])
 	}
 	v.origin(path+".log_origin", p.LogOrigin)
-	v.noteKey(path+".checkpoint_key", p.CheckpointKey)
+	v.noteKey(path+".checkpoint_key", p.CheckpointKey, false)
 	for i, t := range p.Territory {
 		tp := fmt.Sprintf("%s.territory[%d]", path, i)
 		v.text(tp, t, maxNameLen)
@@ -160,7 +161,7 @@ func (v *validator) mediator(path string, m *Mediator) {
 	} else {
 		v.httpsURL(path+".witness_endpoint", m.WitnessEndpoint)
 	}
-	v.noteKey(path+".cosigning_key", m.CosigningKey)
+	v.noteKey(path+".cosigning_key", m.CosigningKey, true)
 }
 
 // ca checks that s holds one or more PEM CA certificates and nothing else.
@@ -239,12 +240,19 @@ func (v *validator) origin(path, s string) {
 	}
 }
 
-func (v *validator) noteKey(path, s string) {
+// noteKey checks a note verifier key: an Ed25519 key for a log's
+// checkpoints, or (cosign) an Ed25519 cosignature/v1 key of a witness.
+func (v *validator) noteKey(path, s string, cosign bool) {
 	if s == "" {
 		v.errorf(path, "missing (want a note verifier key \"name+hash+base64\")")
 		return
 	}
-	if _, err := note.NewVerifier(s); err != nil {
+	if cosign {
+		if _, err := fnote.NewVerifierForCosignatureV1(s); err != nil {
+			v.errorf(path, "couldn't parse cosigning key: %v (want an Ed25519 cosignature/v1 key \"name+hash+base64\")", err)
+			return
+		}
+	} else if _, err := note.NewVerifier(s); err != nil {
 		v.errorf(path, "couldn't parse note verifier key: %v (want an Ed25519 key \"name+hash+base64\")", err)
 		return
 	}

@@ -141,24 +141,32 @@ func (kp *KeyPair) Reload() error {
 
 // Identity returns the identity of the current certificate.
 func (kp *KeyPair) Identity() Identity {
+	c := kp.cert.Load()
+	if c == nil {
+		return Identity{}
+	}
 	// Reload only stores certificates with a valid identity.
-	id, _ := IdentityFromCert(kp.cert.Load().Leaf)
+	id, _ := IdentityFromCert(c.Leaf)
 	return id
 }
 
 // Certificate returns the current certificate. It has the getCert signature of
 // [ServerConfig] and [ClientConfig].
 func (kp *KeyPair) Certificate() (*tls.Certificate, error) {
-	return kp.cert.Load(), nil
+	c := kp.cert.Load()
+	if c == nil {
+		return nil, fmt.Errorf("couldn't get certificate: none loaded, use LoadKeyPair")
+	}
+	return c, nil
 }
 
 // GetCertificate returns the current certificate, for tls.Config.GetCertificate.
 func (kp *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return kp.cert.Load(), nil
+	return kp.Certificate()
 }
 
 // GetClientCertificate returns the current certificate, for
 // tls.Config.GetClientCertificate.
 func (kp *KeyPair) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return kp.cert.Load(), nil
+	return kp.Certificate()
 }

@@ -134,3 +134,6 @@ func (c *Client) ProveConsistency(ctx context.Context, older, newer *log.Checkpo
 	}
 	return VerifyConsistency(older, newer, resp.GetHashes())
 }
+
+// Checkpoint is a verified checkpoint: origin, tree size and root hash.
+type Checkpoint = log.Checkpoint

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -433,5 +434,17 @@ func TestParseAlgorithm(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestKMSSchemes(t *testing.T) {
+	got := keys.KMSSchemes()
+	want := []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	got[0] = "pkcs11://"
+	if keys.KMSSchemes()[0] != "awskms://" {
+		t.Errorf("got the allow-list changed through the returned slice, want a copy")
 	}
 }

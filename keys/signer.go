@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -15,15 +16,21 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/options"
 )
 
-// KMSSchemes lists the key reference schemes [LoadSigner] hands to sigstore's
-// KMS providers. Any other "scheme://" reference is refused.
+// kmsSchemes lists the key reference schemes [LoadSigner] hands to
+// sigstore's KMS providers. Any other "scheme://" reference is refused.
 //
 // sigstore's kms.Get falls back, for a reference that no compiled-in
 // provider claims, to running a plugin program named "sigstore-kms-<scheme>"
 // found on $PATH. Parley never lets that happen: a reference is passed to
 // kms.Get only when its scheme is in this list and a provider registered for
 // it is compiled into the binary.
-var KMSSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"}
+var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"}
+
+// KMSSchemes returns the KMS key URI schemes [LoadSigner] accepts:
+// awskms://, gcpkms://, azurekms:// and hashivault://.
+func KMSSchemes() []string {
+	return slices.Clone(kmsSchemes)
+}
 
 // uriScheme matches a reference that starts with "scheme://". Such a
 // reference is never read as a file path.
@@ -33,7 +40,7 @@ var uriScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 //
 //   - a path to a PEM private key file (see [ParsePrivatePEM]); passFunc is
 //     called only when the key is encrypted and may be nil otherwise; or
-//   - a KMS key URI with one of the schemes in [KMSSchemes], such as
+//   - a KMS key URI with one of the schemes of [KMSSchemes], such as
 //     "awskms:///arn:..." or "hashivault://transit-key", handled by the
 //     sigstore KMS provider for that scheme. The provider must be compiled
 //     into the binary (by importing it); Parley links none by default.
@@ -60,16 +67,9 @@ func LoadSigner(ctx context.Context, ref string, passFunc func() ([]byte, error)
 }
 
 func loadKMSSigner(ctx context.Context, ref, scheme string) (signature.Signer, error) {
-	allowed := false
-	for _, s := range KMSSchemes {
-		if scheme == s {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
+	if !slices.Contains(kmsSchemes, scheme) {
 		return nil, fmt.Errorf("key reference scheme %q is not allowed (want a PEM file path or one of %s)",
-			strings.TrimSuffix(scheme, "://"), strings.Join(KMSSchemes, ", "))
+			strings.TrimSuffix(scheme, "://"), strings.Join(kmsSchemes, ", "))
 	}
 	// kms.Get runs a plugin from $PATH when no registered provider prefix
 	// matches ref. Check first that one does: providers are only ever

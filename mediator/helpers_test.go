@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	flog "github.com/transparency-dev/formats/log"
+	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"golang.org/x/mod/sumdb/note"
@@ -74,7 +74,7 @@ func (l *testLog) fork(common, size int) *testLog {
 // checkpoint returns the log's signed checkpoint at the given size.
 func (l *testLog) checkpoint(t testing.TB, size uint64) []byte {
 	t.Helper()
-	return signCheckpoint(t, l.signer, flog.Checkpoint{Origin: l.origin, Size: size, Hash: l.tree.HashAt(size)}.Marshal())
+	return signCheckpoint(t, flog.Checkpoint{Origin: l.origin, Size: size, Hash: l.tree.HashAt(size)}.Marshal(), l.signer)
 }
 
 // proof returns the consistency proof between two sizes of the log.
@@ -116,6 +116,7 @@ type testWitness struct {
 	*Witness
 	srv      *httptest.Server
 	verifier note.Verifier // the cosignature/v1 verifier of the witness key
+	skey     string
 	vkey     string
 	dbPath   string
 }
@@ -170,7 +171,7 @@ func openTestWitness(t testing.TB, skey, vkey, dbPath string, logs ...*testLog) 
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(w.Handler())
-	tw := &testWitness{Witness: w, srv: srv, verifier: verifier, vkey: vkey, dbPath: dbPath}
+	tw := &testWitness{Witness: w, srv: srv, verifier: verifier, skey: skey, vkey: vkey, dbPath: dbPath}
 	t.Cleanup(tw.close)
 	return tw
 }

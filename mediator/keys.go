@@ -63,7 +63,7 @@ func GenerateCosigningKey(name string) (skey, vkey string, err error) {
 //
 // Cosignatures it makes carry the current time as their timestamp.
 func NewCosigner(skey string) (note.Signer, error) {
-	fields := strings.Split(skey, "+")
+	fields := strings.SplitN(skey, "+", 5)
 	if len(fields) != 5 || fields[0] != "PRIVATE" || fields[1] != "KEY" {
 		return nil, errors.New("couldn't parse cosigning key: not a note signer key (want PRIVATE+KEY+<name>+<key id>+<key>)")
 	}

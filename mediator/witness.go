@@ -210,8 +210,10 @@ func (w *Witness) Close() error {
 
 // Handler returns the HTTP handler of the witness's submission prefix:
 // it serves POST [AddCheckpointPath] (c2sp.org/tlog-witness, add-checkpoint).
-// Mount it at the prefix with http.StripPrefix if the prefix is not the
-// root. The caller runs the server, with TLS 1.3 and client certificates.
+// The prefix is the mediator's witness_endpoint in the agreement, to which
+// Tessera appends "/add-checkpoint"; mount the handler there with
+// http.StripPrefix if it is not the root. The caller runs the server, with
+// TLS 1.3 and client certificates.
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AddCheckpointPath, w.serveAddCheckpoint)
@@ -266,6 +268,9 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	req, err := parseAddCheckpointRequest(body)
 	var cosig []byte
 	if err == nil {
+		// The origin the client claims, for the logs.
+		origin, _, _ := bytes.Cut(req.Checkpoint, []byte("\n"))
+		log = log.With("origin", string(truncate(origin)), "old", req.OldSize)
 		cosig, err = w.addCheckpoint(ctx, log, req)
 	}
 	if err != nil {
@@ -353,7 +358,7 @@ func (w *Witness) addCheckpoint(ctx context.Context, log *slog.Logger, req *addC
 	if err != nil {
 		return nil, err
 	}
-	log = log.With("origin", cp.Origin, "old", req.OldSize, "size", cp.Size)
+	log = log.With("size", cp.Size)
 
 	// "The old size MUST be equal to or lower than the checkpoint size.
 	// Otherwise, the witness MUST respond with a "400 Bad Request" HTTP
@@ -387,12 +392,13 @@ func (w *Witness) addCheckpoint(ctx context.Context, log *slog.Logger, req *addC
 	if cp.Size == 0 && !bytes.Equal(cp.Hash, rfc6962.DefaultHasher.EmptyRoot()) {
 		return nil, fmt.Errorf("%w: size 0 checkpoint with a root hash other than the empty tree's", errInconsistent)
 	}
-	rejected := verifiedNote(n)
+	// The checkpoint as the log signed it, to keep whether cosigned or not.
+	cpNote := verifiedNote(n)
 	// "If the old size matches the checkpoint size, the witness MUST check
 	// that the root hashes are also identical. If they don't match, the
 	// witness MUST respond with a "409 Conflict" HTTP status code."
 	if cp.Size == prevSize && !bytes.Equal(cp.Hash, prevRoot) {
-		w.recordFork(ctx, log, cp.Origin, prev, rejected, req.Proof)
+		w.recordFork(ctx, log, cp.Origin, prev, cpNote, req.Proof)
 		return nil, errRootMismatch
 	}
 	// "The consistency proof lines MUST encode a Merkle Consistency Proof
@@ -408,7 +414,7 @@ func (w *Witness) addCheckpoint(ctx context.Context, log *slog.Logger, req *addC
 		// fails is kept; a malformed proof from or to the same size is not
 		// evidence of anything.
 		if prevSize > 0 && cp.Size > prevSize {
-			w.recordFork(ctx, log, cp.Origin, prev, rejected, req.Proof)
+			w.recordFork(ctx, log, cp.Origin, prev, cpNote, req.Proof)
 		}
 		return nil, fmt.Errorf("%w: %w", errInconsistent, err)
 	}
@@ -422,11 +428,11 @@ func (w *Witness) addCheckpoint(ctx context.Context, log *slog.Logger, req *addC
 		return nil, err
 	}
 	err = w.store.setLatest(cp.Origin, &cosignedCheckpoint{
-		Checkpoint:  rejected,
+		Checkpoint:  cpNote,
 		Cosignature: cosig,
 		Size:        cp.Size,
 		Root:        cp.Hash,
-		At:          w.now(),
+		At:          w.now().UTC(),
 	})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,16 @@ func (n *Node) authorize(ctx context.Context, method string) (context.Context, e
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "no verified client certificate: connect with mTLS and a certificate from your party's CA")
 	}
+	// The TLS layer checked the chain against the CA of id.Party; here the
+	// role must fit what the agreement says that trust domain is.
+	a := n.cfg.Agreement.Agreement
+	if id.Role == certs.RoleMediator {
+		if _, ok := a.Mediator(id.Party); !ok {
+			return nil, status.Errorf(codes.PermissionDenied, "%s claims the mediator role but %q is not a mediator of the agreement", id, id.Party)
+		}
+	} else if _, ok := a.Party(id.Party); !ok {
+		return nil, status.Errorf(codes.PermissionDenied, "%s claims role %s but %q is not a party of the agreement", id, id.Role, id.Party)
+	}
 	ctx = certs.WithIdentity(ctx, id)
 	switch rule {
 	case ownOperators:

@@ -43,7 +43,7 @@ type Node struct {
 	mu      sync.Mutex
 	heads   map[string]verifier.FeedState
 	pending map[feedKey]pendingEntry
-	entries []rules.Entry // every accepted statement, for the rule engine
+	statements []rules.Entry // every accepted statement, for the rule engine
 }
 
 type feedKey struct {
@@ -175,7 +175,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("log holds an unparsable entry: %w", err)
 			}
-			n.entries = append(n.entries, ruleEntry(p))
+			n.statements = append(n.statements, ruleEntry(p))
 		}
 	}
 	n.log.Info("reconciled state from the log", "entries", size, "feeds", len(heads))
@@ -297,7 +297,7 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	n.mu.Lock()
 	delete(n.pending, adm.key)
 	if err == nil {
-		n.entries = append(n.entries, ruleEntry(adm.res.Parsed))
+		n.statements = append(n.statements, ruleEntry(adm.res.Parsed))
 	}
 	n.mu.Unlock()
 	close(adm.pending.done)

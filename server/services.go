@@ -351,7 +351,7 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 // findings evaluates the agreed rules over every accepted entry.
 func (n *Node) findings() []*parleyv1.Finding {
 	n.mu.Lock()
-	entries := append(n.entries[:0:0], n.entries...)
+	entries := append(n.statements[:0:0], n.statements...)
 	n.mu.Unlock()
 	return n.engine.Evaluate(entries, n.cfg.Now())
 }

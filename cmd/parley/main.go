@@ -72,6 +72,16 @@ type usageError struct {
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// subcommandError is an error of a subcommand, such as "agreement
+// create": Main names the subcommand in its message.
+type subcommandError struct {
+	name string
+	err  error
+}
+
+func (e subcommandError) Error() string { return e.err.Error() }
+func (e subcommandError) Unwrap() error { return e.err }
+
 // usageErrorf returns a usage error: Main prints it with a pointer to the
 // command's -h and exits with status 2.
 func usageErrorf(format string, args ...any) error {
@@ -121,7 +131,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := cmd.run(ctx, env, args)
-	var uerr usageError
+	var (
+		uerr usageError
+		serr subcommandError
+	)
+	if errors.As(err, &serr) {
+		name += " " + serr.name
+	}
 	switch {
 	case err == nil:
 		return 0

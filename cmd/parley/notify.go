@@ -78,7 +78,7 @@ func (d *dialFlags) dial(ctx context.Context) (*client.Client, error) {
 
 // networkFile is the network.json that parley demo writes.
 type networkFile struct {
-	Agreement string `json:"agreement_file"`
+	Agreement string         `json:"agreement_file"`
 	Parties   []networkParty `json:"parties"`
 	Mediators []struct {
 		ID     string `json:"id"`

@@ -104,19 +104,21 @@ func (r *Running) startWitness(ctx context.Context, id string, logger *slog.Logg
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.fail(fmt.Errorf("witness %s: %w", id, err))
 		}
 	}()
-	r.closer = append(r.closer, func() error {
+	go func() {
+		defer r.wg.Done()
+		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-		return w.Close()
-	})
+	}()
+	r.closer = append(r.closer, w.Close)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,10 +116,7 @@ type Witness struct {
 
 // Log is a node's exchange log. Its methods are safe for concurrent use.
 type Log struct {
-	dir             string
-	origin          string
-	logger          *slog.Logger
-	shutdownTimeout time.Duration
+	logger *slog.Logger
 
 	appender *tessera.Appender
 	reader   tessera.LogReader
@@ -136,9 +134,11 @@ type Log struct {
 // background tasks that publish checkpoints. ctx bounds Open only; the
 // background tasks run until Close.
 //
-// A new log publishes its empty checkpoint during Open, so with witnesses
-// configured, a quorum of them must be reachable to create a log. If Dir
-// already holds a log, its checkpoint origin must be cfg.Origin.
+// Open returns once the log has a published checkpoint. A new log publishes
+// its empty checkpoint during Open, so with witnesses configured a quorum of
+// them must be reachable to create a log; otherwise Open fails (within about
+// two checkpoint intervals plus the witness timeout) and can be retried. If
+// Dir already holds a log, its checkpoint origin must be cfg.Origin.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("couldn't open log: %w", err)
@@ -160,17 +160,17 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		// In-memory only: a retry of the same bytes soon after gets the
 		// first index back instead of a second leaf.
 		WithAntispam(dedupEntries, nil)
-	var httpClient *http.Client
+	var (
+		httpClient     *http.Client
+		witnessTimeout time.Duration
+	)
 	if wc := cfg.Witnesses; wc != nil {
 		group, err := wc.group()
 		if err != nil {
 			return nil, fmt.Errorf("couldn't configure witnesses: %w", err)
 		}
-		timeout := wc.Timeout
-		if timeout == 0 {
-			timeout = DefaultWitnessTimeout
-		}
-		opts.WithWitnesses(group, &tessera.WitnessOptions{Timeout: timeout})
+		witnessTimeout = cmp.Or(wc.Timeout, DefaultWitnessTimeout)
+		opts.WithWitnesses(group, &tessera.WitnessOptions{Timeout: witnessTimeout})
 		httpClient = wc.Client
 	}
 
@@ -183,6 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, opts)
 	if err != nil {
 		cancel()
+		// A new log fails here if its first checkpoint can't be witnessed.
 		return nil, fmt.Errorf("couldn't start appender: %w", err)
 	}
 	root, err := os.OpenRoot(cfg.Dir)
@@ -191,16 +192,17 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("couldn't open log directory: %w", err)
 	}
 	l := &Log{
-		dir:             cfg.Dir,
-		origin:          cfg.Origin,
-		logger:          logger,
-		shutdownTimeout: cfg.ShutdownTimeout,
-		appender:        appender,
-		reader:          reader,
-		awaiter:         tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, publicationPoll),
-		shutdown:        shutdown,
-		cancel:          cancel,
-		root:            root,
+		logger:   logger,
+		appender: appender,
+		reader:   reader,
+		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, publicationPoll),
+		shutdown: shutdown,
+		cancel:   cancel,
+		root:     root,
+	}
+	if err := l.awaitFirstCheckpoint(ctx, 2*cfg.CheckpointInterval+witnessTimeout); err != nil {
+		_ = l.Close()
+		return nil, err
 	}
 	size, err := l.IntegratedSize(ctx)
 	if err != nil {
@@ -215,16 +217,41 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// awaitFirstCheckpoint waits, at most for wait, until a checkpoint is
+// published. Tessera publishes a new log's first checkpoint while starting,
+// but a log whose first publication failed (no witness quorum) gets it from
+// the background task.
+func (l *Log) awaitFirstCheckpoint(ctx context.Context, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	t := time.NewTicker(publicationPoll)
+	defer t.Stop()
+	for {
+		_, err := l.reader.ReadCheckpoint(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("couldn't read checkpoint: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("couldn't publish the log's first checkpoint: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 func (c *Config) setDefaults() error {
 	switch {
 	case c.Dir == "":
-		return errors.New("Dir is required")
+		return errors.New("no log directory (Dir)")
 	case c.Origin == "":
-		return errors.New("Origin is required")
+		return errors.New("no checkpoint origin (Origin)")
 	case c.Signer == nil:
-		return errors.New("Signer is required")
+		return errors.New("no checkpoint signer (Signer)")
 	case c.Signer.Name() != c.Origin:
-		return fmt.Errorf("Signer name %q must equal Origin %q", c.Signer.Name(), c.Origin)
+		return fmt.Errorf("checkpoint signer name %q must equal the origin %q", c.Signer.Name(), c.Origin)
 	case c.CheckpointInterval < 0, c.BatchMaxAge < 0, c.ShutdownTimeout < 0:
 		return errors.New("durations must not be negative")
 	}
@@ -232,7 +259,7 @@ func (c *Config) setDefaults() error {
 		c.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if c.CheckpointInterval < minCheckpointInterval {
-		return fmt.Errorf("CheckpointInterval %v is below the minimum of %v", c.CheckpointInterval, minCheckpointInterval)
+		return fmt.Errorf("checkpoint interval %v is below the minimum of %v", c.CheckpointInterval, minCheckpointInterval)
 	}
 	if c.BatchMaxAge == 0 {
 		c.BatchMaxAge = DefaultBatchMaxAge
@@ -332,6 +359,9 @@ func parseUnverified(raw []byte) (log.Checkpoint, error) {
 func (l *Log) Append(ctx context.Context, raw []byte) (uint64, error) {
 	if len(raw) > MaxEntrySize {
 		return 0, fmt.Errorf("couldn't append entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
 	}
 	l.mu.RLock()
 	if l.closed {

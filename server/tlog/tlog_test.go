@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -184,6 +185,14 @@ func TestAppendErrors(t *testing.T) {
 	l := openLog(t, testConfig(t, t.TempDir(), s))
 	if _, err := l.Append(t.Context(), make([]byte, MaxEntrySize+1)); err == nil {
 		t.Error("Append of an oversized entry: got nil error")
+	}
+	if _, err := l.AwaitPublished(t.Context(), 0); err == nil {
+		t.Error("AwaitPublished of an index beyond the log: got nil error")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := l.Append(ctx, leaf(2)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Append with a cancelled context: got %v, want context.Canceled", err)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

@@ -110,32 +110,20 @@ type activity struct {
 	withdrawn bool
 	// designations holds the normalised designations of every version.
 	designations []string
+
+	// Derived from the versions by refresh.
+	from, to time.Time // start and end in effect
+	f        forces    // forces in effect
+	since    *version  // see notifiableSince
 }
 
-// latest returns the content in effect.
-func (a *activity) latest() *parleyv1.ActivityNotification {
-	return a.versions[len(a.versions)-1].act
-}
-
-func (a *activity) start() time.Time {
-	t, _ := timeOf(a.latest().GetStart())
-	return t
-}
-
-func (a *activity) end() time.Time {
-	t, _ := timeOf(a.latest().GetEnd())
-	return t
-}
-
-func (a *activity) forces() forces {
+// refresh recomputes the derived fields after a version was added.
+func (a *activity) refresh(e *Engine) {
 	cur := a.latest()
-	return forcesOf(cur.GetForces(), cur.GetType())
-}
-
-// notifiableSince returns the version from which the activity reached a
-// notification threshold without interruption up to the version in
-// effect, or nil if the version in effect reaches none.
-func (a *activity) notifiableSince(e *Engine) *version {
+	a.from, _ = timeOf(cur.GetStart())
+	a.to, _ = timeOf(cur.GetEnd())
+	a.f = forcesOf(cur.GetForces(), cur.GetType())
+	a.designations = append(a.designations, normalize(cur.GetDesignation()))
 	since := -1
 	for i, v := range a.versions {
 		if e.reaches(forcesOf(v.act.GetForces(), v.act.GetType()), levelNotify) {
@@ -146,11 +134,31 @@ func (a *activity) notifiableSince(e *Engine) *version {
 			since = -1
 		}
 	}
-	if since < 0 {
-		return nil
+	a.since = nil
+	if since >= 0 {
+		a.since = &a.versions[since]
 	}
-	return &a.versions[since]
 }
+
+// latest returns the content in effect.
+func (a *activity) latest() *parleyv1.ActivityNotification {
+	return a.versions[len(a.versions)-1].act
+}
+
+// start returns the start in effect.
+func (a *activity) start() time.Time { return a.from }
+
+// end returns the end in effect.
+func (a *activity) end() time.Time { return a.to }
+
+// forces returns the forces in effect.
+func (a *activity) forces() forces { return a.f }
+
+// notifiableSince returns the version from which the activity reached a
+// notification threshold without interruption up to the version in
+// effect, or nil if the version in effect reaches none. Lead times count
+// from it.
+func (a *activity) notifiableSince() *version { return a.since }
 
 // hasDesignation reports whether a version of the activity is designated d
 // (normalised).
@@ -180,7 +188,7 @@ func (s *vdState) buildActivities() (dangling []*item) {
 					continue
 				}
 				a := &activity{sender: sender, notice: it, versions: []version{{it, b.Notification}}}
-				a.designations = append(a.designations, normalize(b.Notification.GetDesignation()))
+				a.refresh(s.e)
 				s.acts = append(s.acts, a)
 				s.bySender[sender] = append(s.bySender[sender], a)
 				s.actBySeq[key{sender, it.seq}] = a
@@ -276,7 +284,7 @@ func (s *vdState) amend(a *activity, it *item, n *parleyv1.ActivityNotification)
 		// rejects such an amendment before it reaches the log.
 	default:
 		a.versions = append(a.versions, version{it, n})
-		a.designations = append(a.designations, normalize(n.GetDesignation()))
+		a.refresh(s.e)
 		s.actBySeq[key{a.sender, it.seq}] = a
 	}
 }

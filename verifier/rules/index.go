@@ -24,7 +24,9 @@ type item struct {
 	seq    uint64
 	digest [32]byte
 	body   *parleyv1.Body
-	issued time.Time // the sender's issued_at
+	// receipt is the body's receipt, if it is one.
+	receipt *parleyv1.Receipt
+	issued  time.Time // the sender's issued_at
 	// given is when the entry counts as given (t_given): see the package
 	// documentation.
 	given time.Time
@@ -68,7 +70,7 @@ func (e *Engine) index(entries []Entry) *logIndex {
 			continue
 		}
 		issued, _ := timeOf(en.Statement.GetHeader().GetIssuedAt())
-		all = append(all, &item{sender: en.Sender, seq: en.Seq, digest: en.Digest, body: body, issued: issued})
+		all = append(all, &item{sender: en.Sender, seq: en.Seq, digest: en.Digest, body: body, receipt: body.GetReceipt(), issued: issued})
 	}
 	slices.SortFunc(all, compareItems)
 	all = slices.CompactFunc(all, func(a, b *item) bool { return a.sender == b.sender && a.seq == b.seq })
@@ -85,7 +87,7 @@ func (e *Engine) index(entries []Entry) *logIndex {
 	// Acknowledgements. Receipts are visited in (sender, seq) order, so
 	// ties between equal times go to the first receipt in that order.
 	for _, r := range all {
-		rc := r.body.GetReceipt()
+		rc := r.receipt
 		if rc == nil {
 			continue
 		}
@@ -95,7 +97,7 @@ func (e *Engine) index(entries []Entry) *logIndex {
 		}
 		for _, a := range rc.GetAcks() {
 			target := lg.items[key{a.GetSender(), a.GetSeq()}]
-			if target == nil || target.sender == r.sender || target.body.GetReceipt() != nil ||
+			if target == nil || target.sender == r.sender || target.receipt != nil ||
 				!bytes.Equal(a.GetDigest(), target.digest[:]) {
 				continue
 			}
@@ -124,12 +126,12 @@ func (e *Engine) index(entries []Entry) *logIndex {
 		}
 	}
 
-	for i, it := range all {
+	for _, it := range all {
 		it.given = e.given(it)
 		if it.given.IsZero() {
 			continue
 		}
-		if i == 0 || lg.earliest.IsZero() || it.given.Before(lg.earliest) {
+		if lg.earliest.IsZero() || it.given.Before(lg.earliest) {
 			lg.earliest = it.given
 		}
 	}

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parley-dev/parley/agreement"
+	"github.com/parley-dev/parley/envelope"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier"
+	"github.com/parley-dev/parley/verifier/rules"
+)
+
+const verifyUsage = `Usage: parley verify -agreement FILE [-now TIME] ENVELOPES...
+
+Verify checks exchange log entries offline, as a node and a mediator do: the
+envelope's form, the sender's signature under a key valid at issued_at, and
+the sender's sequence (seq and prev). It then evaluates the agreed rules over
+the accepted entries and prints the findings.
+
+Each ENVELOPES file is either
+
+  - JSON lines: one JSON object per line holding one envelope, base64
+    (standard alphabet, padded) in the field "envelope"; other fields are
+    ignored and blank lines are skipped, e.g.
+        {"envelope":"CpQCCAES..."}
+  - or one raw envelope: its bytes exactly as signed and logged.
+
+A file whose first non-blank byte is '{' is read as JSON lines (a raw
+envelope never starts with it).
+
+Entries from all files are grouped by sender and each sender's feed is
+checked in seq order, as Tessera does not keep submission order: of two
+different envelopes with the same seq, the one read first is accepted and
+the other is an equivocation. For each sender Verify prints the number of
+accepted entries, the last seq and its digest, duplicates, gaps (with the seq
+expected), equivocations (with both digests), bad signatures and other
+refused entries. The agreement must be signed by every party.
+
+Verify exits with status 1 if any entry was refused or could not be read.
+Findings are reported but do not change the exit status: a finding never
+drops an entry.
+`
+
+func init() {
+	commands["verify"] = &command{
+		summary: "verify exchange log entries offline against the agreement",
+		usage:   verifyUsage,
+		run:     runVerify,
+	}
+}
+
+func runVerify(ctx context.Context, env *Env, args []string) error {
+	fs := env.newFlagSet("verify")
+	var agreementPath, now string
+	fs.StringVar(&agreementPath, "agreement", "", "agreement `FILE`, signed by every party (required)")
+	fs.StringVar(&now, "now", "", "RFC 3339 `TIME` at which rule deadlines are judged (default now)")
+	files, err := env.parseFlags(fs, verifyUsage, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case agreementPath == "":
+		return usageErrorf("-agreement is required")
+	case len(files) == 0:
+		return usageErrorf("no envelope files given")
+	}
+	at, err := parseTimeFlag("now", now, time.Now())
+	if err != nil {
+		return err
+	}
+	f, err := agreement.Load(agreementPath)
+	if err != nil {
+		return err
+	}
+	if err := f.RequireAllSigned(); err != nil {
+		return err
+	}
+	var inputs []inputEnvelope
+	for _, path := range files {
+		in, err := readEnvelopes(path)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, in...)
+	}
+	rep, err := verifyEnvelopes(f.Agreement, inputs, at)
+	if err != nil {
+		return err
+	}
+	env.Logger.DebugContext(ctx, "verified entries", "agreement", f.Agreement.ID, "entries", len(inputs), "refused", rep.Refused())
+	if err := rep.Write(env.Stdout, f); err != nil {
+		return err
+	}
+	if n := rep.Refused(); n > 0 {
+		return fmt.Errorf("%d of %d entries failed verification", n, len(inputs))
+	}
+	return nil
+}
+
+// inputEnvelope is one envelope read from an input file.
+type inputEnvelope struct {
+	// Raw is the envelope as read.
+	Raw []byte
+	// Source says where it was read: "file" or "file:line".
+	Source string
+}
+
+// maxLine is the longest JSON line readEnvelopes accepts: a base64
+// envelope of envelope.MaxSize with room for other fields.
+const maxLine = 1 << 20
+
+// readEnvelopes reads the envelopes of one input file: JSON lines of
+// {"envelope":"<base64>"} objects, or one raw envelope (see verifyUsage).
+func readEnvelopes(path string) ([]inputEnvelope, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read envelopes: %w", err)
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return []inputEnvelope{{Raw: data, Source: path}}, nil
+	}
+	var out []inputEnvelope
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, maxLine)
+	for line := 1; sc.Scan(); line++ {
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		var rec struct {
+			Envelope *string `json:"envelope"`
+		}
+		if err := json.Unmarshal(text, &rec); err != nil {
+			return nil, fmt.Errorf("couldn't read %s:%d: %w", path, line, err)
+		}
+		if rec.Envelope == nil {
+			return nil, fmt.Errorf("couldn't read %s:%d: no \"envelope\" field", path, line)
+		}
+		raw, err := base64.StdEncoding.DecodeString(*rec.Envelope)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read %s:%d: envelope is not base64: %w", path, line, err)
+		}
+		out = append(out, inputEnvelope{Raw: raw, Source: fmt.Sprintf("%s:%d", path, line)})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// writeEnvelopes writes envelopes to w in the JSON lines format that
+// readEnvelopes reads.
+func writeEnvelopes(w io.Writer, raws [][]byte) error {
+	for _, raw := range raws {
+		line, err := json.Marshal(struct {
+			Envelope string `json:"envelope"`
+		}{base64.StdEncoding.EncodeToString(raw)})
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "%s\n", line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyReport is the outcome of verifying a set of envelopes.
+type verifyReport struct {
+	// Feeds are the results per claimed sender, sorted by sender.
+	Feeds []*feedReport
+	// Unreadable are the envelopes that could not be parsed, so have no
+	// sender.
+	Unreadable []refusal
+	// Findings are the rule findings over the accepted entries.
+	Findings []*parleyv1.Finding
+}
+
+// feedReport is the outcome for one sender's feed.
+type feedReport struct {
+	Sender string
+	// Accepted is how many entries extended the feed; LastSeq and
+	// LastDigest are those of the last one.
+	Accepted   int
+	LastSeq    uint64
+	LastDigest [32]byte
+	// Duplicates are entries repeating an accepted statement.
+	Duplicates []refusal
+	// Gaps are the places where the feed skips seqs.
+	Gaps []gap
+	// Equivocations are entries contradicting an accepted one.
+	Equivocations []equivocation
+	// BadSignatures are entries without a valid signature of the sender
+	// (including signatures by a key outside its validity window).
+	BadSignatures []refusal
+	// Refused are entries refused for any other reason (wrong agreement,
+	// unknown sender, wrong prev, invalid statement).
+	Refused []refusal
+}
+
+// refusal is one entry and what was wrong with it.
+type refusal struct {
+	Seq    uint64
+	Source string
+	Err    error
+}
+
+// gap is an entry that came after missing seqs, and how many entries after
+// it were left unverified because of the same gap.
+type gap struct {
+	Expected, Got uint64
+	Source        string
+	Later         int
+}
+
+// equivocation is an entry whose seq already holds another statement.
+type equivocation struct {
+	Seq           uint64
+	First, Second [32]byte
+	Source        string
+}
+
+// Refused returns how many entries failed verification: every entry that
+// is neither accepted nor a duplicate.
+func (r *verifyReport) Refused() int {
+	n := len(r.Unreadable)
+	for _, f := range r.Feeds {
+		n += len(f.BadSignatures) + len(f.Refused) + len(f.Equivocations)
+		for _, g := range f.Gaps {
+			n += 1 + g.Later
+		}
+	}
+	return n
+}
+
+// verifyEnvelopes runs the verifier over inputs as a verifier re-reading
+// logs does: entries are grouped by sender, each feed is sorted by seq
+// (stably, so among envelopes with the same seq the first read is
+// accepted) and checked entry by entry against the feed state built so far.
+// The rules are then evaluated over the accepted entries at now.
+func verifyEnvelopes(a *agreement.Agreement, inputs []inputEnvelope, now time.Time) (*verifyReport, error) {
+	v, err := verifier.New(a)
+	if err != nil {
+		return nil, err
+	}
+	rep := &verifyReport{}
+	type parsed struct {
+		inputEnvelope
+		seq uint64
+	}
+	feeds := map[string][]parsed{}
+	for _, in := range inputs {
+		p, err := envelope.Parse(in.Raw)
+		if err != nil {
+			rep.Unreadable = append(rep.Unreadable, refusal{Source: in.Source, Err: err})
+			continue
+		}
+		h := p.Statement.GetHeader()
+		feeds[h.GetSender()] = append(feeds[h.GetSender()], parsed{in, h.GetSeq()})
+	}
+	var accepted []rules.Entry
+	for _, sender := range slices.Sorted(maps.Keys(feeds)) {
+		entries := feeds[sender]
+		slices.SortStableFunc(entries, func(x, y parsed) int {
+			switch {
+			case x.seq < y.seq:
+				return -1
+			case x.seq > y.seq:
+				return 1
+			}
+			return 0
+		})
+		fr := &feedReport{Sender: sender}
+		rep.Feeds = append(rep.Feeds, fr)
+		var (
+			head    verifier.FeedState
+			history = map[uint64]verifier.FeedState{}
+			// stuck are the next seqs at which an entry was refused: later
+			// entries are gaps because of that refusal, not missing entries.
+			stuck = map[uint64]bool{}
+		)
+		headFn := func(string) verifier.FeedState { return head }
+		lookup := func(_ string, seq uint64) (verifier.FeedState, bool) {
+			s, ok := history[seq]
+			return s, ok
+		}
+		for _, e := range entries {
+			res, err := v.Check(e.Raw, headFn, lookup)
+			var (
+				gapErr *verifier.GapError
+				eqErr  *verifier.EquivocationError
+				ref    = refusal{Seq: e.seq, Source: e.Source, Err: err}
+			)
+			switch {
+			case err == nil && res.Outcome == verifier.Accepted:
+				head = res.State()
+				history[head.Seq] = head
+				fr.Accepted++
+				fr.LastSeq, fr.LastDigest = head.Seq, head.Digest
+				accepted = append(accepted, rules.Entry{Sender: sender, Seq: head.Seq, Digest: head.Digest, Statement: res.Parsed.Statement})
+			case err == nil:
+				fr.Duplicates = append(fr.Duplicates, ref)
+			case errors.As(err, &gapErr):
+				switch {
+				case len(fr.Gaps) > 0 && fr.Gaps[len(fr.Gaps)-1].Expected == gapErr.Expected:
+					fr.Gaps[len(fr.Gaps)-1].Later++
+				case stuck[gapErr.Expected]:
+					// The feed stopped at a refused entry; report the later
+					// entries as unverified, not as a gap of missing ones.
+					fr.Refused = append(fr.Refused, refusal{Seq: e.seq, Source: e.Source,
+						Err: fmt.Errorf("not verified: the feed stops at refused entry %d", gapErr.Expected)})
+				default:
+					fr.Gaps = append(fr.Gaps, gap{Expected: gapErr.Expected, Got: gapErr.Got, Source: e.Source})
+				}
+			case errors.As(err, &eqErr):
+				fr.Equivocations = append(fr.Equivocations, equivocation{
+					Seq: eqErr.Seq, First: envelope.Digest(eqErr.First), Second: envelope.Digest(eqErr.Second), Source: e.Source,
+				})
+			case errors.Is(err, verifier.ErrBadSignature), errors.Is(err, verifier.ErrKeyNotValid):
+				fr.BadSignatures = append(fr.BadSignatures, ref)
+				if e.seq == head.Seq+1 {
+					stuck[e.seq] = true
+				}
+			default:
+				fr.Refused = append(fr.Refused, ref)
+				if e.seq == head.Seq+1 {
+					stuck[e.seq] = true
+				}
+			}
+		}
+	}
+	ids := make([]string, len(a.Parties))
+	territory := map[string][]string{}
+	for i, p := range a.Parties {
+		ids[i] = p.ID
+		territory[p.ID] = p.Territory
+	}
+	engine, err := rules.New(rules.Config{Rules: a.Rules, Parties: ids, Territory: territory})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load the agreed rules: %w", err)
+	}
+	rep.Findings = engine.Evaluate(accepted, now)
+	return rep, nil
+}
+
+// Write prints the report, one block per sender, then the findings.
+func (r *verifyReport) Write(w io.Writer, f *agreement.File) error {
+	var b strings.Builder
+	d := f.Digest()
+	fmt.Fprintf(&b, "agreement %s sha256:%s\n", f.Agreement.ID, hex.EncodeToString(d[:]))
+	for _, u := range r.Unreadable {
+		fmt.Fprintf(&b, "unreadable %s: %v\n", u.Source, u.Err)
+	}
+	for _, fr := range r.Feeds {
+		fmt.Fprintf(&b, "sender %s: accepted %d, duplicates %d", fr.Sender, fr.Accepted, len(fr.Duplicates))
+		if fr.Accepted > 0 {
+			fmt.Fprintf(&b, ", last seq %d digest %s", fr.LastSeq, hex.EncodeToString(fr.LastDigest[:]))
+		}
+		b.WriteString("\n")
+		for _, dup := range fr.Duplicates {
+			fmt.Fprintf(&b, "  duplicate seq %d (%s)\n", dup.Seq, dup.Source)
+		}
+		for _, g := range fr.Gaps {
+			fmt.Fprintf(&b, "  gap: expected seq %d, got seq %d (%s)", g.Expected, g.Got, g.Source)
+			if g.Later > 0 {
+				fmt.Fprintf(&b, "; %d later entries not verified", g.Later)
+			}
+			b.WriteString("\n")
+		}
+		for _, e := range fr.Equivocations {
+			fmt.Fprintf(&b, "  equivocation at seq %d: accepted %s, conflicting %s (%s)\n",
+				e.Seq, hex.EncodeToString(e.First[:]), hex.EncodeToString(e.Second[:]), e.Source)
+		}
+		for _, s := range fr.BadSignatures {
+			fmt.Fprintf(&b, "  bad signature at seq %d (%s): %v\n", s.Seq, s.Source, s.Err)
+		}
+		for _, s := range fr.Refused {
+			fmt.Fprintf(&b, "  refused seq %d (%s): %v\n", s.Seq, s.Source, s.Err)
+		}
+	}
+	fmt.Fprintf(&b, "findings: %d\n", len(r.Findings))
+	for _, fd := range r.Findings {
+		fmt.Fprintf(&b, "  %s %s %s: %s\n", fd.GetRule(), severityName(fd.GetSeverity()), fd.GetParty(), fd.GetSummary())
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// severityName returns the lowercase name of a finding's severity.
+func severityName(s parleyv1.Severity) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "SEVERITY_"))
+}

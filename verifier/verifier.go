@@ -1,0 +1,532 @@
+// Package verifier checks Parley entries against the agreement and the
+// sender's feed: the envelope and payload are well formed, the signature is
+// valid under a key the sender held at issued_at, and the entry extends the
+// sender's feed without a gap or a fork (ARCHITECTURE.md §4, steps 1 to 3).
+// The agreed reporting rules (step 4) live in package verifier/rules.
+//
+// The package is pure: it does no I/O, reads no clock and starts no
+// goroutines. The caller owns the state of every feed and passes it in, so
+// the same checks serve a node on every entry it receives, a mediator
+// auditing whole logs and the offline "parley verify".
+package verifier
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/parley-dev/parley/agreement"
+	"github.com/parley-dev/parley/envelope"
+	"github.com/parley-dev/parley/keys"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+)
+
+// Sentinel errors, for callers that branch on why an entry was refused.
+// Every error Check returns wraps one of these or one of envelope's parse
+// errors (envelope.ErrTooLarge, ErrMalformed, ErrPayloadType,
+// ErrNonCanonical).
+var (
+	// ErrWrongAgreement means the entry names another agreement.
+	ErrWrongAgreement = errors.New("wrong agreement")
+	// ErrUnknownSender means the entry's sender is not a party.
+	ErrUnknownSender = errors.New("unknown sender")
+	// ErrBadSignature means no signature verifies under a key of the
+	// sender. It is envelope.ErrBadSignature, so either name matches.
+	ErrBadSignature = envelope.ErrBadSignature
+	// ErrKeyNotValid means the entry is signed by a key of the sender whose
+	// validity window does not contain the entry's issued_at.
+	ErrKeyNotValid = errors.New("signing key not valid at issued_at")
+	// ErrInvalid means the statement's content breaks the schema's rules
+	// (protovalidate) or the entry rules checked here.
+	ErrInvalid = errors.New("invalid statement")
+	// ErrEquivocation means the sender signed two different statements for
+	// one seq. The error is an *EquivocationError holding both envelopes.
+	ErrEquivocation = errors.New("equivocation")
+	// ErrGap means the entry is beyond the sender's next seq. The error is
+	// a *GapError naming the expected seq.
+	ErrGap = errors.New("gap in feed")
+	// ErrWrongPrev means the entry has the next seq but does not chain to
+	// the sender's last entry. The error is a *PrevError.
+	ErrWrongPrev = errors.New("wrong prev")
+	// ErrMissingHistory means the entry repeats a seq below the head whose
+	// stored entry the lookup could not supply, so duplicate and
+	// equivocation cannot be told apart.
+	ErrMissingHistory = errors.New("missing history")
+)
+
+// EquivocationError is the evidence of an equivocation: two envelopes,
+// both validly signed by Sender, with different statements at Seq.
+type EquivocationError struct {
+	Sender string
+	Seq    uint64
+	// First is the envelope accepted earlier, as the caller stored it (nil
+	// if the caller did not keep it; see FeedState.Raw).
+	First []byte
+	// Second is the envelope just checked.
+	Second []byte
+}
+
+func (e *EquivocationError) Error() string {
+	first := "(not kept)"
+	if e.First != nil {
+		d := envelope.Digest(e.First)
+		first = hex.EncodeToString(d[:])
+	}
+	second := envelope.Digest(e.Second)
+	return fmt.Sprintf("equivocation: %s signed two different statements at seq %d: accepted envelope %s, new envelope %x",
+		e.Sender, e.Seq, first, second)
+}
+
+// Is reports whether target is ErrEquivocation.
+func (e *EquivocationError) Is(target error) bool { return target == ErrEquivocation }
+
+// GapError says that an entry skips seqs of its sender's feed.
+type GapError struct {
+	Sender string
+	// Expected is the seq the feed needs next.
+	Expected uint64
+	// Got is the seq of the refused entry.
+	Got uint64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("gap in feed: %s entry has seq %d, want %d (entries %d to %d are missing)",
+		e.Sender, e.Got, e.Expected, e.Expected, e.Got-1)
+}
+
+// Is reports whether target is ErrGap.
+func (e *GapError) Is(target error) bool { return target == ErrGap }
+
+// PrevError says that an entry with the next seq does not chain to the
+// sender's last accepted entry.
+type PrevError struct {
+	Sender string
+	Seq    uint64
+	// Want is the digest of the sender's entry at Seq-1; empty at seq 1.
+	Want []byte
+	// Got is the entry's prev.
+	Got []byte
+}
+
+func (e *PrevError) Error() string {
+	hexOrEmpty := func(b []byte) string {
+		if len(b) == 0 {
+			return "empty"
+		}
+		return hex.EncodeToString(b)
+	}
+	return fmt.Sprintf("wrong prev: %s entry %d has prev %s, want %s", e.Sender, e.Seq, hexOrEmpty(e.Got), hexOrEmpty(e.Want))
+}
+
+// Is reports whether target is ErrWrongPrev.
+func (e *PrevError) Is(target error) bool { return target == ErrWrongPrev }
+
+// FeedState is the last accepted entry of one sender's feed (its head), or
+// equally the stored entry at one seq. The zero FeedState is an empty feed.
+type FeedState struct {
+	// Seq is the entry's seq; 0 for an empty feed.
+	Seq uint64
+	// Digest is the entry digest (SHA-256 of the envelope bytes).
+	Digest [32]byte
+	// PayloadDigest is SHA-256 of the entry's payload; duplicates are
+	// recognised by it.
+	PayloadDigest [32]byte
+	// Raw is the envelope. Optional: it becomes EquivocationError.First
+	// when a later entry contradicts this one. The caller decides whether
+	// to keep it.
+	Raw []byte
+}
+
+// HeadFunc returns the head of sender's feed: the zero FeedState when
+// nothing of the sender has been accepted.
+type HeadFunc func(sender string) FeedState
+
+// LookupFunc returns the accepted entry of sender at seq, with ok false when
+// the caller does not have it. It is called only for seqs below the head.
+type LookupFunc func(sender string, seq uint64) (entry FeedState, ok bool)
+
+// Outcome is what Check decided about an entry that it did not refuse.
+type Outcome int
+
+const (
+	// Accepted means the entry is the sender's next one: record it and
+	// make it the sender's head.
+	Accepted Outcome = iota + 1
+	// Duplicate means the statement was already accepted at this seq
+	// (possibly in an envelope with other signatures). Nothing to record.
+	Duplicate
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Accepted:
+		return "accepted"
+	case Duplicate:
+		return "duplicate"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result is an entry that Check did not refuse.
+type Result struct {
+	// Parsed is the parsed envelope; its Statement is authentic.
+	Parsed *envelope.Parsed
+	// KeyID is the id of the sender's key whose signature verified.
+	KeyID string
+	// Outcome is Accepted or Duplicate.
+	Outcome Outcome
+}
+
+// Sender returns the entry's sender.
+func (r Result) Sender() string { return r.Parsed.Statement.GetHeader().GetSender() }
+
+// Seq returns the entry's seq.
+func (r Result) Seq() uint64 { return r.Parsed.Statement.GetHeader().GetSeq() }
+
+// State returns the feed state to record when the entry is accepted,
+// including its raw envelope.
+func (r Result) State() FeedState {
+	return FeedState{Seq: r.Seq(), Digest: r.Parsed.Digest, PayloadDigest: r.Parsed.PayloadDigest, Raw: r.Parsed.Raw}
+}
+
+// Verifier checks entries under one agreement. It is safe for concurrent
+// use.
+type Verifier struct {
+	agreementID string
+	parties     map[string]*party
+	partyIDs    string // for error messages
+	validator   protovalidate.Validator
+}
+
+type party struct {
+	id   string
+	keys []partyKey
+	// spans split time at every edge of a key's validity window, so that
+	// the keys valid at t are those of the last span starting at or
+	// before t. Precomputed so that Check allocates nothing to pick keys.
+	spans []span
+}
+
+// span is a stretch of time from start (inclusive) to the next span's
+// start, over which the same keys of a party are valid.
+type span struct {
+	start time.Time // zero for the first span, which is open to the past
+	// valid holds the verifiers of the keys valid in the span, other those
+	// of the party's remaining keys.
+	valid, other map[string]signature.Verifier
+}
+
+// buildSpans computes p.spans from p.keys.
+func (p *party) buildSpans() {
+	var edges []time.Time
+	for _, k := range p.keys {
+		edges = append(edges, k.key.NotBefore)
+		if !k.key.NotAfter.IsZero() {
+			// Windows include NotAfter: the key stops being valid 1ns later.
+			edges = append(edges, k.key.NotAfter.Add(time.Nanosecond))
+		}
+	}
+	sort.Slice(edges, func(i, j int) bool { return edges[i].Before(edges[j]) })
+	starts := []time.Time{{}}
+	for _, e := range edges {
+		if last := starts[len(starts)-1]; !e.Equal(last) && e.After(last) {
+			starts = append(starts, e)
+		}
+	}
+	for i, start := range starts {
+		// Validity is constant over a span: test a time inside it.
+		probe := start
+		if i == 0 {
+			probe = starts[min(1, len(starts)-1)].Add(-time.Nanosecond)
+		}
+		sp := span{start: start, valid: map[string]signature.Verifier{}, other: map[string]signature.Verifier{}}
+		for _, k := range p.keys {
+			if k.key.ValidAt(probe) {
+				sp.valid[k.id] = k.verifier
+			} else {
+				sp.other[k.id] = k.verifier
+			}
+		}
+		p.spans = append(p.spans, sp)
+	}
+}
+
+// spanAt returns the span containing t.
+func (p *party) spanAt(t time.Time) *span {
+	i := sort.Search(len(p.spans), func(i int) bool { return p.spans[i].start.After(t) })
+	return &p.spans[max(i-1, 0)]
+}
+
+type partyKey struct {
+	id       string
+	key      agreement.Key // for its validity window
+	verifier signature.Verifier
+}
+
+// New returns a Verifier for the agreement. It parses every party's keys
+// once, checks that each key id matches its public key, and builds the
+// verifiers and the content validator used by every Check. The agreement
+// must not change afterwards.
+func New(a *agreement.Agreement) (*Verifier, error) {
+	if a == nil {
+		return nil, fmt.Errorf("couldn't build verifier: no agreement")
+	}
+	if a.ID == "" {
+		return nil, fmt.Errorf("couldn't build verifier: agreement has no id")
+	}
+	v := &Verifier{agreementID: a.ID, parties: make(map[string]*party, len(a.Parties))}
+	ids := make([]string, 0, len(a.Parties))
+	for _, ap := range a.Parties {
+		if _, dup := v.parties[ap.ID]; dup || ap.ID == "" {
+			return nil, fmt.Errorf("couldn't build verifier: party id %q is empty or repeated", ap.ID)
+		}
+		p := &party{id: ap.ID}
+		for i, k := range ap.Keys {
+			pk, err := loadKey(k)
+			if err != nil {
+				return nil, fmt.Errorf("couldn't load key %d of party %s: %w", i, ap.ID, err)
+			}
+			p.keys = append(p.keys, pk)
+		}
+		p.buildSpans()
+		v.parties[ap.ID] = p
+		ids = append(ids, ap.ID)
+	}
+	sort.Strings(ids)
+	v.partyIDs = strings.Join(ids, ", ")
+	validator, err := protovalidate.New(protovalidate.WithMessages(&parleyv1.Statement{}))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build statement validator: %w", err)
+	}
+	v.validator = validator
+	// Check validates only the body with protovalidate: it checks seq,
+	// prev and issued_at itself and accepts only this agreement's id and
+	// its parties as sender. Those must then satisfy the schema's header
+	// rules, which is checked here, once.
+	for _, id := range ids {
+		h := &parleyv1.Header{AgreementId: a.ID, Sender: id, Seq: 1, IssuedAt: &timestamppb.Timestamp{}}
+		if err := validator.Validate(h); err != nil {
+			return nil, fmt.Errorf("couldn't build verifier: party %q of agreement %q could never send a valid entry: %w", id, a.ID, err)
+		}
+	}
+	return v, nil
+}
+
+func loadKey(k agreement.Key) (partyKey, error) {
+	pub, err := keys.ParsePublicPEM([]byte(k.PublicKey))
+	if err != nil {
+		return partyKey{}, fmt.Errorf("couldn't parse public key: %w", err)
+	}
+	id, err := keys.KeyID(pub)
+	if err != nil {
+		return partyKey{}, err
+	}
+	if k.ID != id {
+		return partyKey{}, fmt.Errorf("key id %q does not match the public key (want %s)", k.ID, id)
+	}
+	sv, err := keys.LoadVerifier(pub)
+	if err != nil {
+		return partyKey{}, err
+	}
+	return partyKey{id: id, key: k, verifier: sv}, nil
+}
+
+// Check decides whether raw, an envelope as received, extends its
+// sender's feed. In order, it
+//
+//  1. parses raw with envelope.Parse (size, payload type, canonical
+//     encoding) and checks the header's shape;
+//  2. checks that the header names this agreement (ErrWrongAgreement) and a
+//     party as sender (ErrUnknownSender);
+//  3. verifies a signature under a key of the sender whose validity window
+//     contains issued_at (ErrKeyNotValid if only a key outside its window
+//     signed, ErrBadSignature otherwise);
+//  4. places the entry in the sender's feed, whose head is head(sender):
+//     the next seq chaining to the head is Accepted (a wrong prev is a
+//     *PrevError), a seq beyond it is a *GapError, and a seq at or below
+//     the head is a Duplicate when the entry stored at that seq (the head
+//     itself, or lookup(sender, seq)) has the same payload digest, and an
+//     *EquivocationError otherwise;
+//  5. for an entry it would accept, validates the statement against the
+//     schema's rules and checks that a receipt does not acknowledge the
+//     sender's own entries (ErrInvalid).
+//
+// head and lookup may be nil: a nil head means every feed is empty and a
+// nil lookup has no entries. Check only reads through them. It never
+// changes any state: recording an accepted entry is the caller's job (see
+// Result.State). Refusals are errors, and the first failed step decides
+// which.
+func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, error) {
+	p, err := envelope.Parse(raw)
+	if err != nil {
+		return Result{}, fmt.Errorf("couldn't parse entry: %w", err)
+	}
+	st := p.Statement
+	h := st.GetHeader()
+	if h == nil {
+		return Result{}, fmt.Errorf("%w: statement has no header", ErrInvalid)
+	}
+	if h.AgreementId != v.agreementID {
+		return Result{}, fmt.Errorf("%w: entry is for agreement %q, want %q", ErrWrongAgreement, clip(h.AgreementId), v.agreementID)
+	}
+	pty, ok := v.parties[h.Sender]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: %q is not a party to agreement %q (want one of %s)", ErrUnknownSender, clip(h.Sender), v.agreementID, v.partyIDs)
+	}
+	if err := checkHeader(h); err != nil {
+		return Result{}, err
+	}
+	keyID, err := pty.verify(p, h.IssuedAt.AsTime())
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Parsed: p, KeyID: keyID}
+	var cur FeedState
+	if head != nil {
+		cur = head(h.Sender)
+	}
+	if res.Outcome, err = place(p, h, cur, lookup); err != nil {
+		return Result{}, err
+	}
+	if res.Outcome == Accepted {
+		if err := v.validate(st); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+// checkHeader checks what the sequence and signature checks rely on.
+func checkHeader(h *parleyv1.Header) error {
+	if h.Seq == 0 {
+		return fmt.Errorf("%w: seq is 0, want 1 or more", ErrInvalid)
+	}
+	if n := len(h.Prev); n != 0 && n != sha256.Size {
+		return fmt.Errorf("%w: prev has %d bytes, want %d (or none at seq 1)", ErrInvalid, n, sha256.Size)
+	}
+	if err := h.IssuedAt.CheckValid(); err != nil {
+		return fmt.Errorf("%w: bad issued_at: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// verify checks that a signature of p verifies under a key of the party
+// valid at t and returns its key id.
+func (pty *party) verify(p *envelope.Parsed, t time.Time) (string, error) {
+	sp := pty.spanAt(t)
+	keyID, err := envelope.VerifySignature(p, sp.valid)
+	if err == nil {
+		return keyID, nil
+	}
+	if id, err := envelope.VerifySignature(p, sp.other); err == nil {
+		k := pty.key(id)
+		until := "open-ended"
+		if !k.NotAfter.IsZero() {
+			until = k.NotAfter.UTC().Format(time.RFC3339)
+		}
+		return "", fmt.Errorf("%w: %s signed with key %s, valid from %s until %s, but issued_at is %s",
+			ErrKeyNotValid, pty.id, id, k.NotBefore.UTC().Format(time.RFC3339), until, t.UTC().Format(time.RFC3339Nano))
+	}
+	if errors.Is(err, envelope.ErrBadSignature) {
+		return "", fmt.Errorf("signature of %s does not verify: %w", pty.id, err)
+	}
+	return "", fmt.Errorf("%w: no signature by a key of %s valid at %s: %w", ErrBadSignature, pty.id, t.UTC().Format(time.RFC3339Nano), err)
+}
+
+func (pty *party) key(id string) agreement.Key {
+	for _, k := range pty.keys {
+		if k.id == id {
+			return k.key
+		}
+	}
+	return agreement.Key{}
+}
+
+// place decides where an authentic entry falls in its sender's feed.
+func place(p *envelope.Parsed, h *parleyv1.Header, head FeedState, lookup LookupFunc) (Outcome, error) {
+	seq := h.Seq
+	switch {
+	case seq > head.Seq && seq-head.Seq == 1:
+		var want []byte
+		if head.Seq > 0 {
+			want = head.Digest[:]
+		}
+		if !bytes.Equal(h.Prev, want) {
+			return 0, &PrevError{Sender: h.Sender, Seq: seq, Want: bytes.Clone(want), Got: bytes.Clone(h.Prev)}
+		}
+		return Accepted, nil
+	case seq > head.Seq:
+		return 0, &GapError{Sender: h.Sender, Expected: head.Seq + 1, Got: seq}
+	}
+	prior, ok := head, true
+	if seq != head.Seq {
+		prior, ok = FeedState{}, false
+		if lookup != nil {
+			prior, ok = lookup(h.Sender, seq)
+		}
+	}
+	if !ok {
+		return 0, fmt.Errorf("%w: %s entry %d is below the head %d but its stored entry is not available", ErrMissingHistory, h.Sender, seq, head.Seq)
+	}
+	if prior.PayloadDigest == p.PayloadDigest {
+		return Duplicate, nil
+	}
+	return 0, &EquivocationError{Sender: h.Sender, Seq: seq, First: prior.Raw, Second: p.Raw}
+}
+
+// bodyKind is the oneof of a Body.
+var bodyKind = (&parleyv1.Body{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
+
+// validate checks the statement's content against the schema's rules and
+// the receipt rule.
+//
+// Only the body's content goes through protovalidate; the rest of the
+// schema's rules are implied by what Check already established, which
+// saves a third of the validation time: the header passed checkHeader and
+// names this agreement and a party, which together satisfy the header rules
+// (see New); the statement requires a header and a body, and the body
+// requires one kind and has no other rules. TestSchemaCoverage fails when a
+// schema change breaks these premises.
+func (v *Verifier) validate(st *parleyv1.Statement) error {
+	if st.Body == nil {
+		return fmt.Errorf("%w: statement has no body", ErrInvalid)
+	}
+	b := st.Body.ProtoReflect()
+	fd := b.WhichOneof(bodyKind)
+	if fd == nil {
+		return fmt.Errorf("%w: body has no kind", ErrInvalid)
+	}
+	issued := st.Header.IssuedAt
+	// Rules that mention "now" see the sender's issued_at, never a clock,
+	// so every verifier reaches the same verdict.
+	if err := v.validator.Validate(b.Get(fd).Message().Interface(), protovalidate.WithNowFunc(func() *timestamppb.Timestamp { return issued })); err != nil {
+		return fmt.Errorf("%w: body.%s: %w", ErrInvalid, fd.Name(), err)
+	}
+	if r := st.Body.GetReceipt(); r != nil {
+		for _, a := range r.Acks {
+			if a.Sender == st.Header.Sender {
+				return fmt.Errorf("%w: receipt of %s acknowledges its own entry %d; a receipt acknowledges other parties' entries",
+					ErrInvalid, a.Sender, a.Seq)
+			}
+		}
+	}
+	return nil
+}
+
+// clip shortens strings from the entry that are quoted in errors.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
