@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/parley-dev/parley/certs"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
@@ -212,4 +213,16 @@ func (c *Client) Subscribe(ctx context.Context, from uint64, includeFindings boo
 			return err
 		}
 	}
+}
+
+// Healthy reports whether the node's health service says SERVING for
+// service ("" for the node as a whole).
+func (c *Client) Healthy(ctx context.Context, service string) (bool, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(c.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		return false, fmt.Errorf("couldn't check health: %w", err)
+	}
+	return resp.GetStatus() == healthpb.HealthCheckResponse_SERVING, nil
 }

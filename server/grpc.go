@@ -25,8 +25,8 @@ import (
 
 	"github.com/parley-dev/parley/agreement"
 	"github.com/parley-dev/parley/certs"
-	"github.com/parley-dev/parley/server/tlog"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/server/tlog"
 	"github.com/parley-dev/parley/verifier/rules"
 )
 

@@ -40,9 +40,9 @@ type Node struct {
 
 	// mu guards the feed heads and the pending entries: every sequence
 	// decision is taken under it, so two entries can never take one seq.
-	mu      sync.Mutex
-	heads   map[string]verifier.FeedState
-	pending map[feedKey]pendingEntry
+	mu         sync.Mutex
+	heads      map[string]verifier.FeedState
+	pending    map[feedKey]pendingEntry
 	statements []rules.Entry // every accepted statement, for the rule engine
 }
 

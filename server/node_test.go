@@ -6,8 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"os"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -291,7 +291,6 @@ func TestEnvelopeOutcomes(t *testing.T) {
 		t.Fatalf("got %v, %v; want seq 2 accepted", resp, err)
 	}
 }
-
 
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()

@@ -208,4 +208,3 @@ func WitnessClient(bundle *certs.TrustBundle, kp *certs.KeyPair) *http.Client {
 		Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4},
 	}
 }
-

@@ -193,4 +193,3 @@ func (r *Running) Stop() {
 	}
 	r.closer = nil
 }
-

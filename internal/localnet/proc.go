@@ -1,0 +1,155 @@
+package localnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/parley-dev/parley/mediator"
+	"github.com/parley-dev/parley/server"
+)
+
+// BuildBinary builds cmd/parley into dir and returns its path. Tests that
+// run nodes as separate OS processes call it once.
+func BuildBinary(ctx context.Context, dir string) (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("couldn't locate the module root")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "parley")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/parley")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("couldn't build parley: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Process is a node running as its own OS process (parley node -c ...).
+type Process struct {
+	Party string
+	bin   string
+	cfg   string
+	out   io.Writer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartProcess runs party's node as a separate process from the binary bin,
+// with its output to out, and waits until it answers health checks. The
+// reserved listener for the party is released first.
+func (n *Network) StartProcess(ctx context.Context, bin, party string, out io.Writer) (*Process, error) {
+	p, ok := n.Parties[party]
+	if !ok {
+		return nil, fmt.Errorf("no party %q", party)
+	}
+	if l, ok := n.Listener(party); ok {
+		_ = l.Close()
+	}
+	proc := &Process{Party: party, bin: bin, cfg: p.ConfigFile, out: out}
+	if err := proc.start(); err != nil {
+		return nil, err
+	}
+	if err := n.WaitHealthy(ctx, party, 60*time.Second); err != nil {
+		_ = proc.Kill()
+		return nil, err
+	}
+	return proc, nil
+}
+
+func (p *Process) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(p.bin, "node", "-c", p.cfg)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("couldn't start node %s: %w", p.Party, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+	return nil
+}
+
+// Kill ends the process with SIGKILL (a crash) and waits for it.
+func (p *Process) Kill() error { return p.signal(syscall.SIGKILL) }
+
+// Stop ends the process with SIGTERM (a clean shutdown) and waits for it.
+func (p *Process) Stop() error { return p.signal(syscall.SIGTERM) }
+
+func (p *Process) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	return nil
+}
+
+// Restart starts the process again after Kill or Stop and waits until it
+// answers health checks.
+func (p *Process) Restart(ctx context.Context, n *Network) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	return n.WaitHealthy(ctx, p.Party, 60*time.Second)
+}
+
+// WaitHealthy polls party's node until its health service says SERVING.
+func (n *Network) WaitHealthy(ctx context.Context, party string, timeout time.Duration) error {
+	c, err := n.Operator(ctx, party)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ok, err := c.Healthy(cctx, "")
+		cancel()
+		if ok {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("node %s not healthy after %s: %v", party, timeout, last)
+}
+
+// StartWitnesses runs only the mediators' witnesses in this process, for
+// tests that run the nodes as separate processes.
+func (n *Network) StartWitnesses(ctx context.Context, logger *slog.Logger) (*Running, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Running{Network: n, Nodes: map[string]*server.Node{}, Witnesses: map[string]*mediator.Witness{}, cancel: cancel}
+	for _, id := range n.MediatorIDs {
+		if err := r.startWitness(ctx, id, logger.With("mediator", id)); err != nil {
+			r.Stop()
+			return nil, err
+		}
+	}
+	return r, nil
+}
