@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -118,12 +117,3 @@ type identityStream struct {
 }
 
 func (s *identityStream) Context() context.Context { return s.ctx }
-
-// shortMethod turns "/parley.v1.LogService/GetEntries" into "LogService/GetEntries".
-func shortMethod(full string) string {
-	full = strings.TrimPrefix(full, "/")
-	if i := strings.LastIndex(full, "."); i >= 0 && strings.Contains(full[i:], "/") {
-		return full[i+1:]
-	}
-	return full
-}

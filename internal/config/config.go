@@ -179,7 +179,7 @@ func (c *Node) Build(ctx context.Context, logger *slog.Logger) (server.Config, e
 		return server.Config{}, fmt.Errorf("couldn't load the node certificate: %w", err)
 	}
 	if id := kp.Identity(); id.Party != c.Party || id.Role != certs.RoleNode {
-		return server.Config{}, fmt.Errorf("node certificate is for %s, want spiffe://%s/node/...", id, c.Party)
+		return server.Config{}, fmt.Errorf("node certificate is for %s, want spiffe://%s/node/<name>", id, c.Party)
 	}
 	interval := time.Second
 	if c.CheckpointInterval != "" {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -428,9 +427,4 @@ func (n *Network) Listener(id string) (net.Listener, bool) {
 	l, ok := n.listeners[id]
 	delete(n.listeners, id)
 	return l, ok
-}
-
-// logger for a component.
-func componentLogger(base *slog.Logger, kind, id string) *slog.Logger {
-	return base.With(kind, id)
 }
