@@ -29,6 +29,7 @@ import (
 	"text/tabwriter"
 
 	"golang.org/x/term"
+	"k8s.io/klog/v2"
 )
 
 // command is one subcommand of parley. Files of this package register their
@@ -103,6 +104,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Logger: newLogger(stdout, stderr, level),
 		level:  level,
 	}
+	// Tessera logs through klog; route it to the same structured logger.
+	klog.SetSlogLogger(env.Logger)
 	if len(args) == 0 {
 		printCommands(stderr)
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/parley-dev/parley/internal/config"
@@ -36,7 +37,9 @@ func runNode(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	env.level.Set(c.Level())
+	if c.LogLevel != "" && env.level.Level() != slog.LevelDebug { // -v wins
+		env.level.Set(c.Level())
+	}
 	scfg, err := c.Build(ctx, env.Logger)
 	if err != nil {
 		return err
