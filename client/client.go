@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/certs"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
@@ -170,9 +171,19 @@ func (c *Client) Entries(ctx context.Context, start uint64, count uint32) ([]*pa
 
 // Findings lists the node's findings, optionally for one party or rule.
 func (c *Client) Findings(ctx context.Context, party, rule string) ([]*parleyv1.Finding, error) {
+	return c.FindingsAsOf(ctx, party, rule, time.Time{})
+}
+
+// FindingsAsOf lists the findings with deadlines judged at t instead of
+// now (zero t: now): what will be overdue by then if nothing more is said.
+func (c *Client) FindingsAsOf(ctx context.Context, party, rule string, t time.Time) ([]*parleyv1.Finding, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.Subscription.ListFindings(ctx, &parleyv1.ListFindingsRequest{Party: party, Rule: rule})
+	req := &parleyv1.ListFindingsRequest{Party: party, Rule: rule}
+	if !t.IsZero() {
+		req.AsOf = timestamppb.New(t)
+	}
+	resp, err := c.Subscription.ListFindings(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't list findings: %w", err)
 	}

@@ -348,17 +348,26 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 	}
 }
 
-// findings evaluates the agreed rules over every accepted entry.
+// findings evaluates the agreed rules over every accepted entry, with
+// deadlines judged at now.
 func (n *Node) findings() []*parleyv1.Finding {
+	return n.findingsAt(n.cfg.Now())
+}
+
+func (n *Node) findingsAt(now time.Time) []*parleyv1.Finding {
 	n.mu.Lock()
 	entries := append(n.statements[:0:0], n.statements...)
 	n.mu.Unlock()
-	return n.engine.Evaluate(entries, n.cfg.Now())
+	return n.engine.Evaluate(entries, now)
 }
 
 func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
 	resp := &parleyv1.ListFindingsResponse{}
-	for _, f := range s.n.findings() {
+	at := s.n.cfg.Now()
+	if req.GetAsOf() != nil {
+		at = req.GetAsOf().AsTime()
+	}
+	for _, f := range s.n.findingsAt(at) {
 		if (req.GetParty() == "" || f.GetParty() == req.GetParty()) && (req.GetRule() == "" || f.GetRule() == req.GetRule()) {
 			resp.Findings = append(resp.Findings, f)
 		}

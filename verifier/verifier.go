@@ -13,122 +13,17 @@ package verifier
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"buf.build/go/protovalidate"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/agreement"
 	"github.com/parley-dev/parley/envelope"
-	"github.com/parley-dev/parley/keys"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
-
-// Sentinel errors, for callers that branch on why an entry was refused.
-// Every error Check returns wraps one of these or one of envelope's parse
-// errors (envelope.ErrTooLarge, ErrMalformed, ErrPayloadType,
-// ErrNonCanonical).
-var (
-	// ErrWrongAgreement means the entry names another agreement.
-	ErrWrongAgreement = errors.New("wrong agreement")
-	// ErrUnknownSender means the entry's sender is not a party.
-	ErrUnknownSender = errors.New("unknown sender")
-	// ErrBadSignature means no signature verifies under a key of the
-	// sender. It is envelope.ErrBadSignature, so either name matches.
-	ErrBadSignature = envelope.ErrBadSignature
-	// ErrKeyNotValid means the entry is signed by a key of the sender whose
-	// validity window does not contain the entry's issued_at.
-	ErrKeyNotValid = errors.New("signing key not valid at issued_at")
-	// ErrInvalid means the statement's content breaks the schema's rules
-	// (protovalidate) or the entry rules checked here.
-	ErrInvalid = errors.New("invalid statement")
-	// ErrEquivocation means the sender signed two different statements for
-	// one seq. The error is an *EquivocationError holding both envelopes.
-	ErrEquivocation = errors.New("equivocation")
-	// ErrGap means the entry is beyond the sender's next seq. The error is
-	// a *GapError naming the expected seq.
-	ErrGap = errors.New("gap in feed")
-	// ErrWrongPrev means the entry has the next seq but does not chain to
-	// the sender's last entry. The error is a *PrevError.
-	ErrWrongPrev = errors.New("wrong prev")
-	// ErrMissingHistory means the entry repeats a seq below the head whose
-	// stored entry the lookup could not supply, so duplicate and
-	// equivocation cannot be told apart.
-	ErrMissingHistory = errors.New("missing history")
-)
-
-// EquivocationError is the evidence of an equivocation: two envelopes,
-// both validly signed by Sender, with different statements at Seq.
-type EquivocationError struct {
-	Sender string
-	Seq    uint64
-	// First is the envelope accepted earlier, as the caller stored it (nil
-	// if the caller did not keep it; see FeedState.Raw).
-	First []byte
-	// Second is the envelope just checked.
-	Second []byte
-}
-
-func (e *EquivocationError) Error() string {
-	first := "(not kept)"
-	if e.First != nil {
-		d := envelope.Digest(e.First)
-		first = hex.EncodeToString(d[:])
-	}
-	second := envelope.Digest(e.Second)
-	return fmt.Sprintf("equivocation: %s signed two different statements at seq %d: accepted envelope %s, new envelope %x",
-		e.Sender, e.Seq, first, second)
-}
-
-// Is reports whether target is ErrEquivocation.
-func (e *EquivocationError) Is(target error) bool { return target == ErrEquivocation }
-
-// GapError says that an entry skips seqs of its sender's feed.
-type GapError struct {
-	Sender string
-	// Expected is the seq the feed needs next.
-	Expected uint64
-	// Got is the seq of the refused entry.
-	Got uint64
-}
-
-func (e *GapError) Error() string {
-	return fmt.Sprintf("gap in feed: %s entry has seq %d, want %d (entries %d to %d are missing)",
-		e.Sender, e.Got, e.Expected, e.Expected, e.Got-1)
-}
-
-// Is reports whether target is ErrGap.
-func (e *GapError) Is(target error) bool { return target == ErrGap }
-
-// PrevError says that an entry with the next seq does not chain to the
-// sender's last accepted entry.
-type PrevError struct {
-	Sender string
-	Seq    uint64
-	// Want is the digest of the sender's entry at Seq-1; empty at seq 1.
-	Want []byte
-	// Got is the entry's prev.
-	Got []byte
-}
-
-func (e *PrevError) Error() string {
-	hexOrEmpty := func(b []byte) string {
-		if len(b) == 0 {
-			return "empty"
-		}
-		return hex.EncodeToString(b)
-	}
-	return fmt.Sprintf("wrong prev: %s entry %d has prev %s, want %s", e.Sender, e.Seq, hexOrEmpty(e.Got), hexOrEmpty(e.Want))
-}
-
-// Is reports whether target is ErrWrongPrev.
-func (e *PrevError) Is(target error) bool { return target == ErrWrongPrev }
 
 // FeedState is the last accepted entry of one sender's feed (its head), or
 // equally the stored entry at one seq. The zero FeedState is an empty feed.
@@ -207,71 +102,6 @@ type Verifier struct {
 	validator   protovalidate.Validator
 }
 
-type party struct {
-	id   string
-	keys []partyKey
-	// spans split time at every edge of a key's validity window, so that
-	// the keys valid at t are those of the last span starting at or
-	// before t. Precomputed so that Check allocates nothing to pick keys.
-	spans []span
-}
-
-// span is a stretch of time from start (inclusive) to the next span's
-// start, over which the same keys of a party are valid.
-type span struct {
-	start time.Time // zero for the first span, which is open to the past
-	// valid holds the verifiers of the keys valid in the span, other those
-	// of the party's remaining keys.
-	valid, other map[string]signature.Verifier
-}
-
-// buildSpans computes p.spans from p.keys.
-func (p *party) buildSpans() {
-	var edges []time.Time
-	for _, k := range p.keys {
-		edges = append(edges, k.key.NotBefore)
-		if !k.key.NotAfter.IsZero() {
-			// Windows include NotAfter: the key stops being valid 1ns later.
-			edges = append(edges, k.key.NotAfter.Add(time.Nanosecond))
-		}
-	}
-	sort.Slice(edges, func(i, j int) bool { return edges[i].Before(edges[j]) })
-	starts := []time.Time{{}}
-	for _, e := range edges {
-		if last := starts[len(starts)-1]; !e.Equal(last) && e.After(last) {
-			starts = append(starts, e)
-		}
-	}
-	for i, start := range starts {
-		// Validity is constant over a span: test a time inside it.
-		probe := start
-		if i == 0 {
-			probe = starts[min(1, len(starts)-1)].Add(-time.Nanosecond)
-		}
-		sp := span{start: start, valid: map[string]signature.Verifier{}, other: map[string]signature.Verifier{}}
-		for _, k := range p.keys {
-			if k.key.ValidAt(probe) {
-				sp.valid[k.id] = k.verifier
-			} else {
-				sp.other[k.id] = k.verifier
-			}
-		}
-		p.spans = append(p.spans, sp)
-	}
-}
-
-// spanAt returns the span containing t.
-func (p *party) spanAt(t time.Time) *span {
-	i := sort.Search(len(p.spans), func(i int) bool { return p.spans[i].start.After(t) })
-	return &p.spans[max(i-1, 0)]
-}
-
-type partyKey struct {
-	id       string
-	key      agreement.Key // for its validity window
-	verifier signature.Verifier
-}
-
 // New returns a Verifier for the agreement. It parses every party's keys
 // once, checks that each key id matches its public key, and builds the
 // verifiers and the content validator used by every Check. The agreement
@@ -321,32 +151,14 @@ func New(a *agreement.Agreement) (*Verifier, error) {
 	return v, nil
 }
 
-func loadKey(k agreement.Key) (partyKey, error) {
-	pub, err := keys.ParsePublicPEM([]byte(k.PublicKey))
-	if err != nil {
-		return partyKey{}, fmt.Errorf("couldn't parse public key: %w", err)
-	}
-	id, err := keys.KeyID(pub)
-	if err != nil {
-		return partyKey{}, err
-	}
-	if k.ID != id {
-		return partyKey{}, fmt.Errorf("key id %q does not match the public key (want %s)", k.ID, id)
-	}
-	sv, err := keys.LoadVerifier(pub)
-	if err != nil {
-		return partyKey{}, err
-	}
-	return partyKey{id: id, key: k, verifier: sv}, nil
-}
-
 // Check decides whether raw, an envelope as received, extends its
 // sender's feed. In order, it
 //
 //  1. parses raw with envelope.Parse (size, payload type, canonical
-//     encoding) and checks the header's shape;
+//     encoding);
 //  2. checks that the header names this agreement (ErrWrongAgreement) and a
-//     party as sender (ErrUnknownSender);
+//     party as sender (ErrUnknownSender), and that seq, prev and issued_at
+//     are well formed (ErrInvalid);
 //  3. verifies a signature under a key of the sender whose validity window
 //     contains issued_at (ErrKeyNotValid if only a key outside its window
 //     signed, ErrBadSignature otherwise);
@@ -417,38 +229,6 @@ func checkHeader(h *parleyv1.Header) error {
 		return fmt.Errorf("%w: bad issued_at: %w", ErrInvalid, err)
 	}
 	return nil
-}
-
-// verify checks that a signature of p verifies under a key of the party
-// valid at t and returns its key id.
-func (pty *party) verify(p *envelope.Parsed, t time.Time) (string, error) {
-	sp := pty.spanAt(t)
-	keyID, err := envelope.VerifySignature(p, sp.valid)
-	if err == nil {
-		return keyID, nil
-	}
-	if id, err := envelope.VerifySignature(p, sp.other); err == nil {
-		k := pty.key(id)
-		until := "open-ended"
-		if !k.NotAfter.IsZero() {
-			until = k.NotAfter.UTC().Format(time.RFC3339)
-		}
-		return "", fmt.Errorf("%w: %s signed with key %s, valid from %s until %s, but issued_at is %s",
-			ErrKeyNotValid, pty.id, id, k.NotBefore.UTC().Format(time.RFC3339), until, t.UTC().Format(time.RFC3339Nano))
-	}
-	if errors.Is(err, envelope.ErrBadSignature) {
-		return "", fmt.Errorf("signature of %s does not verify: %w", pty.id, err)
-	}
-	return "", fmt.Errorf("%w: no signature by a key of %s valid at %s: %w", ErrBadSignature, pty.id, t.UTC().Format(time.RFC3339Nano), err)
-}
-
-func (pty *party) key(id string) agreement.Key {
-	for _, k := range pty.keys {
-		if k.id == id {
-			return k.key
-		}
-	}
-	return agreement.Key{}
 }
 
 // place decides where an authentic entry falls in its sender's feed.

@@ -148,7 +148,7 @@ func (s *scenario) run(ctx context.Context) {
 	}{
 		{"alpha", "compliant: 9,500 troops, 60 days ahead", notification("Northern Shield", now.AddDate(0, 0, 60), 10, 9500, "Training area North")},
 		{"bravo", "late: 11,000 troops, only 20 days ahead", notification("Eastern Resolve", now.AddDate(0, 0, 20), 7, 11000, "Eastern range")},
-		{"charlie", "above the observation threshold: 14,000 troops", notification("Southern Gate", now.AddDate(0, 0, 50), 12, 14000, "Southern plain")},
+		{"charlie", "14,000 troops, above the observation threshold, 45 days ahead, no invitation", notification("Southern Gate", now.AddDate(0, 0, 45), 12, 14000, "Southern plain")},
 	}
 	for _, st := range steps {
 		e, err := ops[st.party].Notify(ctx, st.n)
@@ -203,17 +203,38 @@ func (s *scenario) run(ctx context.Context) {
 	_, err = ops["alpha"].Notify(ctx, notification("Backwards", now.AddDate(0, 0, 60), -1, 100, "anywhere"))
 	s.check(status.Code(err) == codes.InvalidArgument, "a notification that ends before it starts is refused: %s", codeOf(err))
 
-	fmt.Fprintln(s.out, "\n4. Findings of each node's rule engine (Vienna Document 2011)")
-	for _, id := range s.net.PartyIDs {
-		fs, err := ops[id].Findings(ctx, "", "")
-		if err != nil {
-			s.check(false, "findings of %s's node: %v", id, err)
-			continue
+	fmt.Fprintln(s.out, "\n4. Findings of the nodes' rule engines (Vienna Document 2011)")
+	seen := map[string]bool{}
+	report := func(at time.Time) map[string]bool {
+		got := map[string]bool{}
+		for _, id := range s.net.PartyIDs {
+			fs, err := ops[id].FindingsAsOf(ctx, "", "", at)
+			if err != nil {
+				s.check(false, "findings of %s's node: %v", id, err)
+				continue
+			}
+			for _, f := range fs {
+				key := f.GetRule() + "|" + f.GetParty() + "|" + f.GetSummary()
+				got[f.GetRule()+"|"+f.GetParty()] = true
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				fmt.Fprintf(s.out, "  %-16s %-10s %-8s %s\n", f.GetRule(), severity(f.GetSeverity()), f.GetParty(), f.GetSummary())
+				fmt.Fprintf(s.out, "  %-16s required: %s; seen: %s\n", "", f.GetRequired(), f.GetSeen())
+			}
 		}
-		for _, f := range fs {
-			fmt.Fprintf(s.out, "  %s's node: %-16s %-12s %s: %s\n", id, f.GetRule(), severity(f.GetSeverity()), f.GetParty(), f.GetSummary())
-		}
+		return got
 	}
+	fmt.Fprintln(s.out, "  now:")
+	nowFindings := report(time.Time{})
+	s.check(nowFindings["VD.V.lead|bravo"], "bravo's notification 20 days ahead is flagged late (VD.V.lead)")
+	s.check(!nowFindings["VD.V.lead|alpha"], "alpha's notification 60 days ahead is not flagged")
+	later := now.Add(5 * 24 * time.Hour)
+	fmt.Fprintf(s.out, "  if nothing more is said, as of %s:\n", later.Format("2006-01-02 15:04Z"))
+	laterFindings := report(later)
+	s.check(laterFindings["VD.VI.invite|charlie"], "charlie's 14,000-troop activity without an observation invitation is flagged once the 42-day mark passes (VD.VI.invite)")
+	s.check(laterFindings["VD.III.consult|bravo"], "bravo's unanswered consultation is flagged once 48 hours pass (VD.III.consult)")
 }
 
 type clientCheckpoint struct{ size uint64 }

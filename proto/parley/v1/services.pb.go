@@ -1442,7 +1442,11 @@ type ListFindingsRequest struct {
 	// Only findings about this party (empty: all).
 	Party string `protobuf:"bytes,1,opt,name=party,proto3" json:"party,omitempty"`
 	// Only this rule id (empty: all).
-	Rule          string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	Rule string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Judge deadlines as of this time instead of now, e.g. to see what will
+	// be overdue by a date (a finding that depends on a deadline appears only
+	// once the deadline has passed). Optional.
+	AsOf          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1489,6 +1493,13 @@ func (x *ListFindingsRequest) GetRule() string {
 		return x.Rule
 	}
 	return ""
+}
+
+func (x *ListFindingsRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
 }
 
 // ListFindingsResponse carries findings in deterministic order.
@@ -1700,10 +1711,11 @@ const file_parley_v1_services_proto_rawDesc = "" +
 	"\afinding\x18\x02 \x01(\v2\x12.parley.v1.FindingH\x00R\afinding\x121\n" +
 	"\bevidence\x18\x03 \x01(\v2\x13.parley.v1.EvidenceH\x00R\bevidence\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB\x06\n" +
-	"\x04kind\"?\n" +
+	"\x04kind\"p\n" +
 	"\x13ListFindingsRequest\x12\x14\n" +
 	"\x05party\x18\x01 \x01(\tR\x05party\x12\x12\n" +
-	"\x04rule\x18\x02 \x01(\tR\x04rule\"F\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\x12/\n" +
+	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"F\n" +
 	"\x14ListFindingsResponse\x12.\n" +
 	"\bfindings\x18\x01 \x03(\v2\x12.parley.v1.FindingR\bfindings\"\x15\n" +
 	"\x13ListEvidenceRequest\"G\n" +
@@ -1798,39 +1810,40 @@ var file_parley_v1_services_proto_depIdxs = []int32{
 	30, // 9: parley.v1.SubscribeResponse.finding:type_name -> parley.v1.Finding
 	31, // 10: parley.v1.SubscribeResponse.evidence:type_name -> parley.v1.Evidence
 	32, // 11: parley.v1.SubscribeResponse.at:type_name -> google.protobuf.Timestamp
-	30, // 12: parley.v1.ListFindingsResponse.findings:type_name -> parley.v1.Finding
-	31, // 13: parley.v1.ListEvidenceResponse.evidence:type_name -> parley.v1.Evidence
-	2,  // 14: parley.v1.SubmissionService.Submit:input_type -> parley.v1.SubmitRequest
-	3,  // 15: parley.v1.SubmissionService.SubmitEnvelope:input_type -> parley.v1.SubmitEnvelopeRequest
-	6,  // 16: parley.v1.ExchangeService.Deliver:input_type -> parley.v1.DeliverRequest
-	8,  // 17: parley.v1.ExchangeService.PullFeed:input_type -> parley.v1.PullFeedRequest
-	10, // 18: parley.v1.ExchangeService.FeedHeads:input_type -> parley.v1.FeedHeadsRequest
-	13, // 19: parley.v1.LogService.GetCheckpoint:input_type -> parley.v1.GetCheckpointRequest
-	15, // 20: parley.v1.LogService.GetEntries:input_type -> parley.v1.GetEntriesRequest
-	17, // 21: parley.v1.LogService.GetEntry:input_type -> parley.v1.GetEntryRequest
-	19, // 22: parley.v1.LogService.GetInclusionProof:input_type -> parley.v1.GetInclusionProofRequest
-	21, // 23: parley.v1.LogService.GetConsistencyProof:input_type -> parley.v1.GetConsistencyProofRequest
-	23, // 24: parley.v1.SubscriptionService.Subscribe:input_type -> parley.v1.SubscribeRequest
-	25, // 25: parley.v1.SubscriptionService.ListFindings:input_type -> parley.v1.ListFindingsRequest
-	27, // 26: parley.v1.SubscriptionService.ListEvidence:input_type -> parley.v1.ListEvidenceRequest
-	4,  // 27: parley.v1.SubmissionService.Submit:output_type -> parley.v1.SubmitResponse
-	5,  // 28: parley.v1.SubmissionService.SubmitEnvelope:output_type -> parley.v1.SubmitEnvelopeResponse
-	7,  // 29: parley.v1.ExchangeService.Deliver:output_type -> parley.v1.DeliverResponse
-	9,  // 30: parley.v1.ExchangeService.PullFeed:output_type -> parley.v1.PullFeedResponse
-	11, // 31: parley.v1.ExchangeService.FeedHeads:output_type -> parley.v1.FeedHeadsResponse
-	14, // 32: parley.v1.LogService.GetCheckpoint:output_type -> parley.v1.GetCheckpointResponse
-	16, // 33: parley.v1.LogService.GetEntries:output_type -> parley.v1.GetEntriesResponse
-	18, // 34: parley.v1.LogService.GetEntry:output_type -> parley.v1.GetEntryResponse
-	20, // 35: parley.v1.LogService.GetInclusionProof:output_type -> parley.v1.GetInclusionProofResponse
-	22, // 36: parley.v1.LogService.GetConsistencyProof:output_type -> parley.v1.GetConsistencyProofResponse
-	24, // 37: parley.v1.SubscriptionService.Subscribe:output_type -> parley.v1.SubscribeResponse
-	26, // 38: parley.v1.SubscriptionService.ListFindings:output_type -> parley.v1.ListFindingsResponse
-	28, // 39: parley.v1.SubscriptionService.ListEvidence:output_type -> parley.v1.ListEvidenceResponse
-	27, // [27:40] is the sub-list for method output_type
-	14, // [14:27] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	32, // 12: parley.v1.ListFindingsRequest.as_of:type_name -> google.protobuf.Timestamp
+	30, // 13: parley.v1.ListFindingsResponse.findings:type_name -> parley.v1.Finding
+	31, // 14: parley.v1.ListEvidenceResponse.evidence:type_name -> parley.v1.Evidence
+	2,  // 15: parley.v1.SubmissionService.Submit:input_type -> parley.v1.SubmitRequest
+	3,  // 16: parley.v1.SubmissionService.SubmitEnvelope:input_type -> parley.v1.SubmitEnvelopeRequest
+	6,  // 17: parley.v1.ExchangeService.Deliver:input_type -> parley.v1.DeliverRequest
+	8,  // 18: parley.v1.ExchangeService.PullFeed:input_type -> parley.v1.PullFeedRequest
+	10, // 19: parley.v1.ExchangeService.FeedHeads:input_type -> parley.v1.FeedHeadsRequest
+	13, // 20: parley.v1.LogService.GetCheckpoint:input_type -> parley.v1.GetCheckpointRequest
+	15, // 21: parley.v1.LogService.GetEntries:input_type -> parley.v1.GetEntriesRequest
+	17, // 22: parley.v1.LogService.GetEntry:input_type -> parley.v1.GetEntryRequest
+	19, // 23: parley.v1.LogService.GetInclusionProof:input_type -> parley.v1.GetInclusionProofRequest
+	21, // 24: parley.v1.LogService.GetConsistencyProof:input_type -> parley.v1.GetConsistencyProofRequest
+	23, // 25: parley.v1.SubscriptionService.Subscribe:input_type -> parley.v1.SubscribeRequest
+	25, // 26: parley.v1.SubscriptionService.ListFindings:input_type -> parley.v1.ListFindingsRequest
+	27, // 27: parley.v1.SubscriptionService.ListEvidence:input_type -> parley.v1.ListEvidenceRequest
+	4,  // 28: parley.v1.SubmissionService.Submit:output_type -> parley.v1.SubmitResponse
+	5,  // 29: parley.v1.SubmissionService.SubmitEnvelope:output_type -> parley.v1.SubmitEnvelopeResponse
+	7,  // 30: parley.v1.ExchangeService.Deliver:output_type -> parley.v1.DeliverResponse
+	9,  // 31: parley.v1.ExchangeService.PullFeed:output_type -> parley.v1.PullFeedResponse
+	11, // 32: parley.v1.ExchangeService.FeedHeads:output_type -> parley.v1.FeedHeadsResponse
+	14, // 33: parley.v1.LogService.GetCheckpoint:output_type -> parley.v1.GetCheckpointResponse
+	16, // 34: parley.v1.LogService.GetEntries:output_type -> parley.v1.GetEntriesResponse
+	18, // 35: parley.v1.LogService.GetEntry:output_type -> parley.v1.GetEntryResponse
+	20, // 36: parley.v1.LogService.GetInclusionProof:output_type -> parley.v1.GetInclusionProofResponse
+	22, // 37: parley.v1.LogService.GetConsistencyProof:output_type -> parley.v1.GetConsistencyProofResponse
+	24, // 38: parley.v1.SubscriptionService.Subscribe:output_type -> parley.v1.SubscribeResponse
+	26, // 39: parley.v1.SubscriptionService.ListFindings:output_type -> parley.v1.ListFindingsResponse
+	28, // 40: parley.v1.SubscriptionService.ListEvidence:output_type -> parley.v1.ListEvidenceResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_services_proto_init() }
