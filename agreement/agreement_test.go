@@ -170,7 +170,8 @@ func TestParseAgreementErrors(t *testing.T) {
 func TestParsePartyErrors(t *testing.T) {
 	p := func(f *agreementtest.Fixture, i int) *agreement.Party { return &f.Agreement.Parties[i] }
 	runErrorCases(t, []errorCase{
-		{"bad id", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).ID = "bravo_1" }, `parties[1].id: "bravo_1" is not a valid id`},
+		{"bad id", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).ID = "bravo_1" }, `parties[1].id: "bravo_1" is not a valid party or mediator id`},
+		{"dotted party id", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).ID = "bravo.one" }, `parties[1].id: "bravo.one" is not a valid party or mediator id`},
 		{"duplicate id", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).ID = "alpha" }, `parties[1].id: id "alpha" is already used by parties[0].id`},
 		{"no name", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 2).Name = "" }, "parties[2].name: missing"},
 		{"no ca", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 0).CA = "" }, "parties[0].ca: missing"},
@@ -227,7 +228,7 @@ func TestParseKeyErrors(t *testing.T) {
 func TestParseMediatorErrors(t *testing.T) {
 	m := func(f *agreementtest.Fixture, i int) *agreement.Mediator { return &f.Agreement.Mediators[i] }
 	runErrorCases(t, []errorCase{
-		{"bad id", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).ID = "Med" }, `mediators[0].id: "Med" is not a valid id`},
+		{"bad id", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).ID = "Med" }, `mediators[0].id: "Med" is not a valid party or mediator id`},
 		{"id of a party", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).ID = "charlie" }, `mediators[0].id: id "charlie" is already used by parties[2].id`},
 		{"duplicate id", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 1).ID = "mediator1" }, `mediators[1].id: id "mediator1" is already used by mediators[0].id`},
 		{"no name", func(_ testing.TB, f *agreementtest.Fixture) { m(f, 0).Name = "" }, "mediators[0].name: missing"},

@@ -21,6 +21,10 @@ import (
 var (
 	idPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)
 	keyIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// memberPattern is the id of a party or mediator: it is also a SPIFFE
+	// trust domain in certificates and the sender in statements, so it
+	// follows the stricter rule of certs.ValidateID and the schema.
+	memberPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 )
 
 const (
@@ -95,6 +99,13 @@ func validate(a *Agreement) []error {
 	return v.errs
 }
 
+// memberID checks a party or mediator id.
+func (v *validator) memberID(path, id string) {
+	if !memberPattern.MatchString(id) {
+		v.errorf(path, "%q is not a valid party or mediator id (want 1-63 characters of a-z, 0-9 and '-', starting with a letter)", id)
+	}
+}
+
 func (v *validator) id(path, id string) {
 	if !idPattern.MatchString(id) {
 		v.errorf(path, "%q is not a valid id (want 1-64 characters of a-z, 0-9, '.' and '-', starting with a letter or digit)", id)
@@ -114,7 +125,7 @@ func (v *validator) text(path, s string, max int) {
 }
 
 func (v *validator) party(path string, p *Party) {
-	v.id(path+".id", p.ID)
+	v.memberID(path+".id", p.ID)
 	if p.ID != "" {
 		v.unique(v.ids, p.ID, path+".id", "id")
 	}
@@ -150,7 +161,7 @@ func (v *validator) party(path string, p *Party) {
 }
 
 func (v *validator) mediator(path string, m *Mediator) {
-	v.id(path+".id", m.ID)
+	v.memberID(path+".id", m.ID)
 	if m.ID != "" {
 		v.unique(v.ids, m.ID, path+".id", "id")
 	}
