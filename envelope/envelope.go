@@ -40,8 +40,10 @@ const (
 	PayloadType = "application/vnd.parley.statement.v1+protobuf"
 
 	// MaxSize is the largest envelope, in bytes, that [Parse] accepts and
-	// [Sign] produces.
-	MaxSize = 64 << 10
+	// [Sign] produces: 64 KiB less one byte, the largest entry a Tessera
+	// log holds (its entry size limit is 65,535), so that every envelope
+	// the verifier accepts can be logged.
+	MaxSize = 64<<10 - 1
 
 	// MaxSignatures is the largest number of signatures an envelope may
 	// carry (the schema's limit).

@@ -21,6 +21,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/parley-dev/parley/envelope"
 )
 
 const testOrigin = "example.org/parley/alpha"
@@ -574,4 +576,12 @@ func FuzzPublicPath(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEnvelopeFitsInLog pins that every envelope the verifier accepts can be
+// appended to the log.
+func TestEnvelopeFitsInLog(t *testing.T) {
+	if envelope.MaxSize > MaxEntrySize {
+		t.Fatalf("envelope.MaxSize %d exceeds the log's MaxEntrySize %d", envelope.MaxSize, MaxEntrySize)
+	}
 }
