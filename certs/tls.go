@@ -139,6 +139,12 @@ func (kp *KeyPair) Reload() error {
 	return nil
 }
 
+// Files returns the certificate and key files, for a caller that watches
+// them to call Reload when they change.
+func (kp *KeyPair) Files() []string {
+	return []string{kp.certFile, kp.keyFile}
+}
+
 // Identity returns the identity of the current certificate.
 func (kp *KeyPair) Identity() Identity {
 	c := kp.cert.Load()

@@ -20,13 +20,16 @@ var ErrUnknownTrustDomain = errors.New("unknown trust domain")
 // safe for concurrent use.
 type TrustBundle struct {
 	domains map[string]*x509.CertPool
+	cas     map[string][]*x509.Certificate
+	// revocations, when set, are checked after the chain verifies.
+	revocations *Revocations
 }
 
 // NewTrustBundle builds a trust bundle from PEM CA certificates keyed by trust
 // domain. Each value holds one or more PEM certificates, each of which must be
 // a CA whose name constraint permits exactly that trust domain.
 func NewTrustBundle(pems map[string][]byte) (*TrustBundle, error) {
-	b := &TrustBundle{domains: make(map[string]*x509.CertPool, len(pems))}
+	b := &TrustBundle{domains: make(map[string]*x509.CertPool, len(pems)), cas: make(map[string][]*x509.Certificate, len(pems))}
 	for _, domain := range slices.Sorted(maps.Keys(pems)) {
 		if err := ValidateID(domain); err != nil {
 			return nil, fmt.Errorf("couldn't build trust bundle: invalid trust domain: %w", err)
@@ -47,8 +50,22 @@ func NewTrustBundle(pems map[string][]byte) (*TrustBundle, error) {
 			pool.AddCert(ca)
 		}
 		b.domains[domain] = pool
+		b.cas[domain] = cas
 	}
 	return b, nil
+}
+
+// WithRevocations returns a copy of the bundle whose [TrustBundle.Verify]
+// also refuses certificates that r lists as revoked. r stays live: after
+// [Revocations.Reload], handshakes verified with the returned bundle use
+// the new CRLs. A nil r checks no revocations.
+func (b *TrustBundle) WithRevocations(r *Revocations) *TrustBundle {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.revocations = r
+	return &c
 }
 
 // Domains returns the trust domains in the bundle, sorted.
@@ -105,6 +122,9 @@ func (b *TrustBundle) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) 
 	}
 	if _, err := leaf.Verify(opts); err != nil {
 		return Identity{}, fmt.Errorf("couldn't authenticate %s: certificate is not valid under the CAs of trust domain %q: %w", id, id.Party, err)
+	}
+	if err := b.revocations.Check(leaf); err != nil {
+		return Identity{}, fmt.Errorf("couldn't authenticate %s: %w", id, err)
 	}
 	return id, nil
 }

@@ -81,15 +81,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return DialTLS(ctx, cfg.Address, credentials.NewTLS(tlsCfg), cfg.Timeout)
 }
 
-// DialTLS connects with ready-made transport credentials.
+// DialTLS connects with ready-made transport credentials. Idempotent calls
+// (reads, SubmitEnvelope) are retried with backoff when the node is
+// unavailable or rate-limits the caller; see retryOptions.
 func DialTLS(_ context.Context, address string, creds credentials.TransportCredentials, timeout time.Duration, opts ...grpc.DialOption) (*Client, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	opts = append([]grpc.DialOption{
+	opts = append(append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(80 << 20)),
-	}, opts...)
+	}, retryOptions()...), opts...)
 	conn, err := grpc.NewClient(address, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't set up a connection to %s: %w", address, err)

@@ -23,12 +23,12 @@ const (
 	// any party's node, mediators. Contents never leave the agreement's
 	// parties and mediators, since every identity chains to their CAs.
 	readers
-	// public: no identity needed beyond the TLS handshake (health checks).
-	public
 )
 
 // methodAccess lists every method the node serves. A method missing here is
-// refused (deny by default).
+// refused (deny by default). The health service is not listed: GRPCServer
+// exempts it from authentication (notHealth), as it needs no identity
+// beyond the TLS handshake.
 var methodAccess = map[string]access{
 	parleyv1.SubmissionService_Submit_FullMethodName:                 ownOperators,
 	parleyv1.SubmissionService_SubmitEnvelope_FullMethodName:         ownOperators,
@@ -43,9 +43,6 @@ var methodAccess = map[string]access{
 	parleyv1.SubscriptionService_Subscribe_FullMethodName:            readers,
 	parleyv1.SubscriptionService_ListFindings_FullMethodName:         readers,
 	parleyv1.SubscriptionService_ListEvidence_FullMethodName:         readers,
-	"/grpc.health.v1.Health/Check":                                   public,
-	"/grpc.health.v1.Health/Watch":                                   public,
-	"/grpc.health.v1.Health/List":                                    public,
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      readers,
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": readers,
 }
@@ -57,12 +54,16 @@ func (n *Node) authorize(ctx context.Context, method string) (context.Context, e
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "method %s is not served to anyone", method)
 	}
-	if rule == public {
-		return ctx, nil
-	}
 	id, ok := certs.PeerIdentity(ctx)
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "no verified client certificate: connect with mTLS and a certificate from your party's CA")
+	}
+	// The handshake checked the CRLs in force then; check them again, so
+	// that a revocation also cuts off connections made before it.
+	if leaf, ok := certs.PeerCertificate(ctx); ok {
+		if err := n.cfg.Revocations.Check(leaf); err != nil {
+			return nil, status.Errorf(codes.Unauthenticated, "%v", err)
+		}
 	}
 	// The TLS layer checked the chain against the CA of id.Party; here the
 	// role must fit what the agreement says that trust domain is.
@@ -95,25 +96,13 @@ func (n *Node) authorize(ctx context.Context, method string) (context.Context, e
 	return ctx, nil
 }
 
-func (n *Node) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := n.authorize(ctx, info.FullMethod)
-	if err != nil {
-		return nil, err
+// authenticate is the auth interceptors' function: it authorizes the
+// call's method for the verified peer and returns a context carrying the
+// peer's identity (see certs.IdentityFrom).
+func (n *Node) authenticate(ctx context.Context) (context.Context, error) {
+	method, ok := grpc.Method(ctx)
+	if !ok {
+		return nil, status.Error(codes.Internal, "no method in the call's context")
 	}
-	return handler(ctx, req)
+	return n.authorize(ctx, method)
 }
-
-func (n *Node) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, err := n.authorize(ss.Context(), info.FullMethod)
-	if err != nil {
-		return err
-	}
-	return handler(srv, &identityStream{ServerStream: ss, ctx: ctx})
-}
-
-type identityStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *identityStream) Context() context.Context { return s.ctx }

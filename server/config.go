@@ -24,8 +24,8 @@ import (
 // keys; this package never reads flags, environment or files of its own
 // except under DataDir.
 type Config struct {
-	// Agreement is the signed agreement. Required; the caller must have
-	// checked that every party signed it.
+	// Agreement is the signed agreement. Required; New refuses it unless
+	// every party signed it.
 	Agreement *agreement.File
 	// Party is this node's party id; it must be listed in the agreement.
 	Party string
@@ -51,6 +51,37 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now. Tests inject their own.
 	Now func() time.Time
+	// Exchange configures how the node delivers to, pulls from and checks
+	// its peers. Optional: see ExchangeConfig for defaults.
+	Exchange ExchangeConfig
+	// StreamIdleTimeout is how long a client-streaming call (Deliver) may
+	// go without a message from the client before the node ends it with
+	// DeadlineExceeded, so that a peer that opens streams and stays silent
+	// cannot hold them forever. A client opens a new stream when it has
+	// something to send. Default 5m; negative: no limit.
+	StreamIdleTimeout time.Duration
+	// Limits bound what callers may ask of the node (message sizes,
+	// streams, keepalive, per-party rate). Zero fields take the defaults of
+	// DefaultLimits.
+	Limits Limits
+	// WitnessUnhealthyAfter is how long entries may wait for a checkpoint
+	// cosigned by the witness quorum before the health service reports
+	// SubmissionService NOT_SERVING. Default 5m.
+	WitnessUnhealthyAfter time.Duration
+	// KeyPair is the node's certificate and key, which TLS presents (and,
+	// for its outgoing connections, WitnessClient). Optional: when set,
+	// Reload re-reads it, Serve watches its files, and its expiry is a
+	// metric.
+	KeyPair *certs.KeyPair
+	// Revocations are the CRLs in force, which the trust bundle behind TLS
+	// must also use (certs.TrustBundle.WithRevocations). Optional: when
+	// set, every call is checked against them too (a revocation cuts off
+	// connections made before it), Reload re-reads them and Serve watches
+	// their files.
+	Revocations *certs.Revocations
+	// ReloadInterval is how often Serve checks whether the files of KeyPair
+	// and Revocations changed. Default 5s.
+	ReloadInterval time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -63,6 +94,13 @@ func (c *Config) setDefaults() error {
 	} else if c.Agreement != nil && c.Agreement.Agreement != nil {
 		if _, ok := c.Agreement.Agreement.Party(c.Party); !ok {
 			errs = append(errs, fmt.Errorf("party: %q is not a party of agreement %q", c.Party, c.Agreement.Agreement.ID))
+		}
+	}
+	if c.Agreement != nil && c.Agreement.Agreement != nil {
+		// Callers check this too (config.Build); a node must never serve
+		// an agreement that some party has not signed.
+		if err := c.Agreement.RequireAllSigned(); err != nil {
+			errs = append(errs, fmt.Errorf("agreement: refusing to start: %w", err))
 		}
 	}
 	if c.Signer == nil {
@@ -85,6 +123,22 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if err := c.Exchange.setDefaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StreamIdleTimeout == 0 {
+		c.StreamIdleTimeout = 5 * time.Minute
+	}
+	var err error
+	if c.Limits, err = c.Limits.withDefaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WitnessUnhealthyAfter <= 0 {
+		c.WitnessUnhealthyAfter = 5 * time.Minute
+	}
+	if c.ReloadInterval <= 0 {
+		c.ReloadInterval = 5 * time.Second
 	}
 	return errors.Join(errs...)
 }

@@ -9,12 +9,18 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"time"
 
 	"buf.build/go/protovalidate"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	grpcvalidate "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -30,10 +36,6 @@ import (
 	"github.com/parley-dev/parley/verifier/rules"
 )
 
-// maxMessageSize bounds every gRPC message: an envelope is at most 64 KiB,
-// a page of entries at most 1,000 of them.
-const maxMessageSize = 80 << 20
-
 // services is every gRPC service the node serves, for health and tests.
 var services = []string{
 	parleyv1.SubmissionService_ServiceDesc.ServiceName,
@@ -42,9 +44,30 @@ var services = []string{
 	parleyv1.SubscriptionService_ServiceDesc.ServiceName,
 }
 
-// GRPCServer builds the node's gRPC server: mTLS, the interceptor chain
-// (recovery, logging, auth, validation), the four Parley services, health
-// and reflection. The caller serves it on a listener.
+// notHealth selects every call but the health service's: health checks
+// need no identity beyond the TLS handshake, are not rate limited (a probe
+// must not fail because its party is busy) and are not access-logged.
+var notHealth = selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+	return c.Service != healthpb.Health_ServiceDesc.ServiceName
+})
+
+// GRPCServer builds the node's gRPC server: mTLS, the limits of
+// Config.Limits, the four Parley services, health and reflection, behind
+// this interceptor chain, outermost first:
+//
+//  1. Prometheus metrics (providers/prometheus), labelled with the caller's
+//     trust domain;
+//  2. logging through slog: peer party, role and name, method, code and
+//     duration of every finished call, never payloads (health excepted);
+//  3. authentication and authorization from the peer certificate (health
+//     exempt), including the CRLs in force;
+//  4. the per-party rate limit (health exempt);
+//  5. (streams) the idle-stream timeout, per-message rate limit of
+//     client streams, and the end of streams at shutdown;
+//  6. protovalidate;
+//  7. recovery from panics in handlers.
+//
+// The caller serves it on a listener; Serve does.
 func (n *Node) GRPCServer() (*grpc.Server, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
@@ -52,9 +75,11 @@ func (n *Node) GRPCServer() (*grpc.Server, error) {
 	}
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
+		// The verified TLS peer, so that refused calls are logged with who
+		// made them.
 		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			if id, ok := certs.IdentityFrom(ctx); ok {
-				return logging.Fields{"peer_party", id.Party, "peer_role", id.Role, "peer_name", id.Name}
+			if id, ok := certs.PeerIdentity(ctx); ok {
+				return logging.Fields{"peer_party", id.Party, "peer_role", string(id.Role), "peer_name", id.Name}
 			}
 			return nil
 		}),
@@ -64,26 +89,41 @@ func (n *Node) GRPCServer() (*grpc.Server, error) {
 		n.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; see the node's log")
 	})
+	labels := grpcprom.WithLabelsFromContext(peerPartyLabel)
+	unary := []grpc.UnaryServerInterceptor{
+		n.metrics.grpc.UnaryServerInterceptor(labels),
+		selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), notHealth),
+		selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(n.authenticate), notHealth),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		n.metrics.grpc.StreamServerInterceptor(labels),
+		selector.StreamServerInterceptor(logging.StreamServerInterceptor(logger, logOpts...), notHealth),
+		selector.StreamServerInterceptor(auth.StreamServerInterceptor(n.authenticate), notHealth),
+	}
+	if n.limiter != nil {
+		unary = append(unary, selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(n.limiter), notHealth))
+		stream = append(stream, selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(n.limiter), notHealth))
+	}
+	stream = append(stream, idleStreams(n.cfg.StreamIdleTimeout))
+	if n.limiter != nil {
+		// Inside the idle timeout: waiting for the rate limit is not idling.
+		stream = append(stream, n.limiter.streamInterceptor)
+	}
+	stream = append(stream, n.endOnDrain)
+	unary = append(unary, grpcvalidate.UnaryServerInterceptor(validator), recovery.UnaryServerInterceptor(recover))
+	stream = append(stream, grpcvalidate.StreamServerInterceptor(validator), recovery.StreamServerInterceptor(recover))
+
+	l := n.cfg.Limits
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.cfg.TLS)),
-		grpc.MaxRecvMsgSize(1<<20),
-		grpc.MaxSendMsgSize(maxMessageSize),
-		grpc.MaxConcurrentStreams(1000),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.MaxRecvMsgSize(l.MaxRecvMessageBytes),
+		grpc.MaxSendMsgSize(l.MaxSendMessageBytes),
+		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: l.KeepaliveTime, Timeout: l.KeepaliveTimeout}),
 		grpc.ConnectionTimeout(10*time.Second),
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(recover),
-			n.unaryAuth,
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			grpcvalidate.UnaryServerInterceptor(validator),
-		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(recover),
-			n.streamAuth,
-			logging.StreamServerInterceptor(logger, logOpts...),
-			grpcvalidate.StreamServerInterceptor(validator),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	)
 	parleyv1.RegisterSubmissionServiceServer(srv, &submissionService{n: n})
 	parleyv1.RegisterExchangeServiceServer(srv, &exchangeService{n: n})
@@ -91,19 +131,27 @@ func (n *Node) GRPCServer() (*grpc.Server, error) {
 	parleyv1.RegisterSubscriptionServiceServer(srv, &subscriptionService{n: n})
 	healthpb.RegisterHealthServer(srv, n.health)
 	reflection.Register(srv)
-	for _, s := range append([]string{""}, services...) {
-		n.health.SetServingStatus(s, healthpb.HealthCheckResponse_SERVING)
-	}
+	n.updateHealth()
 	return srv, nil
 }
 
-// Serve serves the node on lis until ctx is done, then stops gracefully
-// (draining streams for up to 10 s).
+// Serve serves the node on lis until ctx is done or the node fails, and
+// meanwhile watches the log's publication (health, metrics) and the
+// certificate and CRL files (reloading them when they change). To stop, it
+// reports NOT_SERVING, ends subscriptions, and waits up to
+// Config.Limits.ShutdownGrace for the calls in flight before closing the
+// remaining connections.
 func (n *Node) Serve(ctx context.Context, lis net.Listener) error {
 	srv, err := n.GRPCServer()
 	if err != nil {
 		return err
 	}
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }()
+	wg.Go(func() { n.monitor(bg) })
+	wg.Go(func() { n.watchFiles(bg) })
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	n.log.Info("node serving", "addr", lis.Addr().String())
@@ -113,13 +161,19 @@ func (n *Node) Serve(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 	case <-n.failed:
 	}
+	n.drain()
+	n.updateHealth()
 	n.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
+	grace := time.NewTimer(n.cfg.Limits.ShutdownGrace)
+	defer grace.Stop()
 	select {
 	case <-stopped:
-	case <-time.After(10 * time.Second):
+	case <-grace.C:
+		n.log.Warn("calls still in flight after the shutdown grace; closing their connections", "grace", n.cfg.Limits.ShutdownGrace)
 		srv.Stop()
+		<-stopped
 	}
 	if err := n.failure(); err != nil {
 		return fmt.Errorf("node failed: %w", err)
@@ -127,13 +181,15 @@ func (n *Node) Serve(ctx context.Context, lis net.Listener) error {
 	return nil
 }
 
-// fail marks the node as failed: it stops serving and Serve returns the
-// error, so that a supervisor restarts it and it reconciles from the log.
+// fail marks the node as failed: it reports NOT_SERVING, stops serving and
+// Serve returns the error, so that a supervisor restarts it and it
+// reconciles from the log.
 func (n *Node) fail(err error) {
 	n.failOnce.Do(func() {
 		n.failErr = err
 		close(n.failed)
 	})
+	n.updateHealth()
 }
 
 func (n *Node) failure() error {

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/transparency-dev/tessera/api/layout"
 	"google.golang.org/grpc/health"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -32,7 +35,9 @@ type Node struct {
 	tlog   *tlog.Log
 	store  *state.Store
 	hub    *hub
+	exch   *exchange
 	health *health.Server
+	ops    // metrics, health, limits, reloads and shutdown (ops.go)
 
 	failOnce sync.Once
 	failed   chan struct{}
@@ -60,6 +65,13 @@ type pendingEntry struct {
 
 // New opens (or creates) the node's log and state under cfg.DataDir,
 // reconciles the state from the log, and returns a node ready to serve.
+//
+// A new log publishes its first, empty checkpoint while it is created, and
+// when the agreement has a witness quorum that checkpoint must be cosigned
+// by it like every other: New then waits, retrying and logging a warning,
+// until enough witnesses answer or ctx ends. An existing log opens without
+// contacting the witnesses; while they are unreachable its entries are still
+// appended durably, and only publication of new checkpoints waits.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("invalid node config: %w", err)
@@ -107,18 +119,19 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		heads:   map[string]verifier.FeedState{},
 		pending: map[feedKey]pendingEntry{},
 	}
-	witnesses, err := witnessConfig(a, cfg.WitnessClient)
+	n.initOps()
+	witnesses, err := witnessConfig(a, n.cfg.WitnessClient)
 	if err != nil {
 		return nil, err
 	}
-	n.tlog, err = tlog.Open(ctx, tlog.Config{
+	n.tlog, err = openLog(ctx, tlog.Config{
 		Dir:                filepath.Join(cfg.DataDir, "log"),
 		Origin:             party.LogOrigin,
 		Signer:             cfg.CheckpointSigner,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Witnesses:          witnesses,
 		Logger:             n.log,
-	})
+	}, n.log)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the exchange log: %w", err)
 	}
@@ -131,7 +144,46 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		_ = n.Close()
 		return nil, err
 	}
+	if n.exch, err = newExchange(n); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	if err := n.exch.start(); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	n.reconciled()
 	return n, nil
+}
+
+// openLogRetry is how long openLog waits between attempts to create a log
+// whose first checkpoint could not be witnessed.
+const openLogRetry = time.Second
+
+// openLog opens the exchange log. Creating a log needs a witness quorum (see
+// New), so while a new log's first checkpoint is not published yet, a failed
+// attempt is retried until ctx ends. Tessera writes the empty tree state on
+// the first attempt, so later attempts only wait for its publication.
+func openLog(ctx context.Context, cfg tlog.Config, logger *slog.Logger) (*tlog.Log, error) {
+	for attempt := 1; ; attempt++ {
+		l, err := tlog.Open(ctx, cfg)
+		if err == nil {
+			return l, nil
+		}
+		if cfg.Witnesses == nil || ctx.Err() != nil {
+			return nil, err
+		}
+		if _, serr := os.Stat(filepath.Join(cfg.Dir, layout.CheckpointPath)); serr == nil {
+			return nil, err // an existing log: its failure has another cause
+		}
+		logger.WarnContext(ctx, "waiting for a witness quorum to cosign the new log's first checkpoint",
+			"quorum", cfg.Witnesses.Quorum, "witnesses", len(cfg.Witnesses.Witnesses), "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up waiting for the witnesses: %w)", err, context.Cause(ctx))
+		case <-time.After(openLogRetry):
+		}
+	}
 }
 
 // reconcile brings the state store and the in-memory indexes up to the log,
@@ -182,9 +234,13 @@ func (n *Node) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the node's log and store.
+// Close stops the node's exchange with its peers (writing the receipt of
+// what it acknowledged last), then its log and store.
 func (n *Node) Close() error {
 	var errs []error
+	if n.exch != nil {
+		n.exch.stop() // writes the last receipt, so before the log closes
+	}
 	if n.tlog != nil {
 		errs = append(errs, n.tlog.Close())
 	}
@@ -250,7 +306,12 @@ func (n *Node) accept(ctx context.Context, raw []byte, source string) (accepted,
 
 // admitLocked verifies raw and, if it is the sender's next entry, takes its
 // seq. Callers hold n.mu.
-func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (admission, error) {
+func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (_ admission, err error) {
+	defer func() {
+		if err != nil {
+			n.metrics.entryRejected(err, source)
+		}
+	}()
 	res, err := n.check(ctx, raw)
 	if err != nil {
 		var eq *verifier.EquivocationError
@@ -264,11 +325,38 @@ func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (admi
 		p := n.pending[key]
 		return admission{res: res, raw: raw, key: key, pending: p, duplicate: true, source: source}, nil
 	}
+	if err := n.checkIssuedAt(res.Parsed.Statement.GetHeader().GetIssuedAt().AsTime()); err != nil {
+		return admission{}, err
+	}
 	fs := verifier.FeedState{Seq: key.seq, Digest: res.Parsed.Digest, PayloadDigest: res.Parsed.PayloadDigest, Raw: raw}
 	p := pendingEntry{state: fs, done: make(chan struct{})}
 	n.pending[key] = p
 	n.heads[key.sender] = fs
 	return admission{res: res, raw: raw, key: key, pending: p, source: source}, nil
+}
+
+// checkIssuedAt refuses a new entry dated outside the agreement's effective
+// dates, or further ahead of this node's clock than the agreed clock skew.
+// The verifier checks only that the signing key was valid at issued_at, and
+// a key's window may be open-ended, so without this an entry could claim
+// any date up to the year 9999 and the rules would judge it there.
+func (n *Node) checkIssuedAt(issued time.Time) error {
+	a := n.cfg.Agreement.Agreement
+	const layout = time.RFC3339
+	switch {
+	case issued.Before(a.EffectiveFrom):
+		return fmt.Errorf("%w: issued_at %s is before the agreement takes effect at %s",
+			verifier.ErrInvalid, issued.UTC().Format(layout), a.EffectiveFrom.UTC().Format(layout))
+	case !a.EffectiveUntil.IsZero() && issued.After(a.EffectiveUntil):
+		return fmt.Errorf("%w: issued_at %s is after the agreement ends at %s",
+			verifier.ErrInvalid, issued.UTC().Format(layout), a.EffectiveUntil.UTC().Format(layout))
+	}
+	now, skew := n.cfg.Now(), a.Rules.ClockSkew()
+	if issued.After(now.Add(skew)) {
+		return fmt.Errorf("%w: issued_at %s is in the future: more than the agreed clock skew of %s ahead of this node's clock (%s)",
+			verifier.ErrInvalid, issued.UTC().Format(layout), skew, now.UTC().Format(layout))
+	}
+	return nil
 }
 
 // finish makes an admitted entry durable (or, for a duplicate, finds the
@@ -287,10 +375,13 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 		if err != nil || !ok {
 			return accepted{}, fmt.Errorf("couldn't find the logged copy of duplicate %s/%d: %w", sender, seq, err)
 		}
+		n.metrics.entryAccepted(sender, adm.source, true)
 		return accepted{entry: &parleyv1.LogEntry{Index: ref.Index, Envelope: adm.raw, Digest: ref.Digest[:], Sender: sender, Seq: seq}, duplicate: true}, nil
 	}
 	fs := adm.pending.state
-	index, err := n.tlog.Append(ctx, adm.raw)
+	// Once a seq is taken the entry must be logged even if the caller
+	// goes away (a peer's stream breaking): a failed append stops the node.
+	index, err := n.tlog.Append(context.WithoutCancel(ctx), adm.raw)
 	if err == nil {
 		err = n.store.Record([]state.Record{{Sender: sender, Seq: seq, Digest: fs.Digest, PayloadDigest: fs.PayloadDigest, Index: index}})
 	}
@@ -311,6 +402,8 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	}
 	entry := &parleyv1.LogEntry{Index: index, Envelope: adm.raw, Digest: fs.Digest[:], Sender: sender, Seq: seq}
 	n.hub.publish(entry)
+	n.metrics.entryAccepted(sender, adm.source, false)
+	n.exch.accepted(entry, adm.res.Parsed)
 	n.log.Debug("accepted entry", "sender", sender, "seq", seq, "index", index, "source", adm.source)
 	return accepted{entry: entry}, nil
 }

@@ -91,6 +91,7 @@ func (s *submissionService) Submit(ctx context.Context, req *parleyv1.SubmitRequ
 func (s *submissionService) SubmitEnvelope(ctx context.Context, req *parleyv1.SubmitEnvelopeRequest) (*parleyv1.SubmitEnvelopeResponse, error) {
 	p, err := envelope.Parse(req.GetEnvelope())
 	if err != nil {
+		s.n.metrics.entryRejected(err, "submission")
 		return nil, s.n.statusOf(ctx, err)
 	}
 	if sender := p.Statement.GetHeader().GetSender(); sender != s.n.party {
@@ -104,41 +105,9 @@ func (s *submissionService) SubmitEnvelope(ctx context.Context, req *parleyv1.Su
 	return &parleyv1.SubmitEnvelopeResponse{Entry: res.entry, Duplicate: res.duplicate}, nil
 }
 
+// Deliver receives a peer's entries; see Node.serveDeliver.
 func (s *exchangeService) Deliver(stream parleyv1.ExchangeService_DeliverServer) error {
-	ctx := stream.Context()
-	id, _ := certs.IdentityFrom(ctx)
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		resp := &parleyv1.DeliverResponse{}
-		d := envelope.Digest(req.GetEnvelope())
-		resp.Digest = d[:]
-		res, err := s.n.accept(ctx, req.GetEnvelope(), "peer:"+id.String())
-		var gap *verifier.GapError
-		switch {
-		case err == nil && res.duplicate:
-			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_DUPLICATE
-		case err == nil:
-			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED
-		case errors.As(err, &gap):
-			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_GAP
-			resp.ExpectedSeq = gap.Expected
-			resp.Reason = err.Error()
-		case errors.Is(err, verifier.ErrEquivocation):
-			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_EQUIVOCATION
-			resp.Reason = err.Error()
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return s.n.statusOf(ctx, err)
-		default:
-			resp.Status = parleyv1.DeliveryStatus_DELIVERY_STATUS_REJECTED
-			resp.Reason = err.Error()
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-	}
+	return s.n.serveDeliver(stream)
 }
 
 func (s *exchangeService) PullFeed(req *parleyv1.PullFeedRequest, stream parleyv1.ExchangeService_PullFeedServer) error {
@@ -376,9 +345,13 @@ func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.Li
 }
 
 func (s *subscriptionService) ListEvidence(ctx context.Context, _ *parleyv1.ListEvidenceRequest) (*parleyv1.ListEvidenceResponse, error) {
-	raws, err := s.n.store.Evidence("equivocation")
-	if err != nil {
-		return nil, s.n.statusOf(ctx, err)
+	var raws [][]byte
+	for _, kind := range []string{"equivocation", "fork"} {
+		kept, err := s.n.store.Evidence(kind)
+		if err != nil {
+			return nil, s.n.statusOf(ctx, err)
+		}
+		raws = append(raws, kept...)
 	}
 	resp := &parleyv1.ListEvidenceResponse{}
 	for _, raw := range raws {

@@ -166,6 +166,11 @@ func (s *scenario) run(ctx context.Context) {
 	if err == nil {
 		logged = append(logged, sent{"alpha", resp.GetEntry()})
 	}
+	exchanged := make([]*parleyv1.LogEntry, 0, len(logged))
+	for _, l := range logged {
+		exchanged = append(exchanged, l.entry)
+	}
+	s.exchange(ctx, exchanged)
 
 	fmt.Fprintln(s.out, "\n2. Reading back, with proofs checked against witnessed checkpoints")
 	for _, l := range logged {

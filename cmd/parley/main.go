@@ -83,6 +83,16 @@ type subcommandError struct {
 func (e subcommandError) Error() string { return e.err.Error() }
 func (e subcommandError) Unwrap() error { return e.err }
 
+// exitError is an error for which Main exits with a status of its own
+// (such as 3 from "parley audit" when it finds misbehaviour).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
 // usageErrorf returns a usage error: Main prints it with a pointer to the
 // command's -h and exits with status 2.
 func usageErrorf(format string, args ...any) error {
@@ -141,11 +151,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &serr) {
 		name += " " + serr.name
 	}
+	var xerr exitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &xerr):
+		fmt.Fprintf(stderr, "parley %s: %v\n", name, oneLine(err))
+		return xerr.code
 	case errors.As(err, &uerr):
 		fmt.Fprintf(stderr, "parley %s: %v (see 'parley %s -h')\n", name, oneLine(err), name)
 		return 2

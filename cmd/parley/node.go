@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/server"
@@ -16,9 +22,14 @@ func init() {
 		usage: `Usage: parley node -c node.yaml
 
 Runs a party's node: the gRPC services over mutual TLS, the exchange log and
-its witnessed checkpoints. The node refuses to start unless every party has
-signed the agreement. It runs until interrupted (SIGINT or SIGTERM), then
-drains its streams and stops.
+its witnessed checkpoints and, if tiles_listen is set, the log's tiles
+(C2SP tlog-tiles) over HTTPS with the same mutual TLS. The node refuses to
+start unless every party has signed the agreement. A new node waits until a
+quorum of the agreement's witnesses has cosigned its log's first checkpoint.
+If admin_listen is set, it serves metrics, pprof and channelz on that
+loopback address. SIGHUP makes it reload its certificate and CRLs, which it
+also does when their files change. It runs until interrupted (SIGINT or
+SIGTERM), then drains its streams and stops.
 
 The configuration file is YAML, decoded strictly; docs/configuration.md
 lists every field.
@@ -53,5 +64,56 @@ func runNode(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("couldn't listen on %s: %w", c.Listen, err)
 	}
-	return node.Serve(ctx, l)
+	var tl, al net.Listener
+	if c.TilesListen != "" {
+		if tl, err = net.Listen("tcp", c.TilesListen); err != nil {
+			_ = l.Close()
+			return fmt.Errorf("couldn't listen on %s for tiles: %w", c.TilesListen, err)
+		}
+	}
+	if c.AdminListen != "" {
+		if al, err = net.Listen("tcp", c.AdminListen); err != nil {
+			_ = l.Close()
+			if tl != nil {
+				_ = tl.Close()
+			}
+			return fmt.Errorf("couldn't listen on %s for the admin port: %w", c.AdminListen, err)
+		}
+	}
+	// The tile and admin servers stop with the node: when Serve returns
+	// (interrupted, or the node failed), gctx ends.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := node.Serve(gctx, l)
+		if err == nil {
+			err = context.Canceled // stop the other servers too
+		}
+		return err
+	})
+	if tl != nil {
+		g.Go(func() error { return node.ServeTiles(gctx, tl) })
+	}
+	if al != nil {
+		g.Go(func() error { return node.ServeAdmin(gctx, al) })
+	}
+	// SIGHUP reloads the certificate and CRLs at once; the node also
+	// reloads them when their files change.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				env.Logger.InfoContext(gctx, "SIGHUP: reloading the certificate and CRLs")
+				_ = node.Reload() // logged by the node; the old ones stay in force
+			}
+		}
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }

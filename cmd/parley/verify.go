@@ -7,12 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -247,100 +244,39 @@ func (r *verifyReport) Refused() int {
 }
 
 // verifyEnvelopes runs the verifier over inputs as a verifier re-reading
-// logs does: entries are grouped by sender, each feed is sorted by seq
-// (stably, so among envelopes with the same seq the first read is
-// accepted) and checked entry by entry against the feed state built so far.
-// The rules are then evaluated over the accepted entries at now.
+// logs does (verifier.Replay): entries are grouped by sender, each feed is
+// sorted by seq (stably, so among envelopes with the same seq the first read
+// is accepted) and checked entry by entry against the feed state built so
+// far. The rules are then evaluated over the accepted entries at now.
 func verifyEnvelopes(a *agreement.Agreement, inputs []inputEnvelope, now time.Time) (*verifyReport, error) {
 	v, err := verifier.New(a)
 	if err != nil {
 		return nil, err
 	}
-	rep := &verifyReport{}
-	type parsed struct {
-		inputEnvelope
-		seq uint64
+	in := make([]verifier.ReplayInput, len(inputs))
+	for i, e := range inputs {
+		in[i] = verifier.ReplayInput{Raw: e.Raw, Source: e.Source}
 	}
-	feeds := map[string][]parsed{}
-	for _, in := range inputs {
-		p, err := envelope.Parse(in.Raw)
-		if err != nil {
-			rep.Unreadable = append(rep.Unreadable, refusal{Source: in.Source, Err: err})
-			continue
+	replayed := v.Replay(in, verifier.ReplayOptions{})
+	rep := &verifyReport{Unreadable: refusals(replayed.Unreadable)}
+	for _, f := range replayed.Feeds {
+		fr := &feedReport{
+			Sender: f.Sender, Accepted: f.Accepted, LastSeq: f.Head.Seq, LastDigest: f.Head.Digest,
+			Duplicates: refusals(f.Duplicates), BadSignatures: refusals(f.BadSignatures), Refused: refusals(f.Refused),
 		}
-		h := p.Statement.GetHeader()
-		feeds[h.GetSender()] = append(feeds[h.GetSender()], parsed{in, h.GetSeq()})
-	}
-	var accepted []rules.Entry
-	for _, sender := range slices.Sorted(maps.Keys(feeds)) {
-		entries := feeds[sender]
-		slices.SortStableFunc(entries, func(x, y parsed) int {
-			switch {
-			case x.seq < y.seq:
-				return -1
-			case x.seq > y.seq:
-				return 1
-			}
-			return 0
-		})
-		fr := &feedReport{Sender: sender}
+		for _, g := range f.Gaps {
+			fr.Gaps = append(fr.Gaps, gap(g))
+		}
+		for _, e := range f.Equivocations {
+			fr.Equivocations = append(fr.Equivocations, equivocation{
+				Seq: e.Seq, First: envelope.Digest(e.First), Second: envelope.Digest(e.Second), Source: e.Source,
+			})
+		}
 		rep.Feeds = append(rep.Feeds, fr)
-		var (
-			head    verifier.FeedState
-			history = map[uint64]verifier.FeedState{}
-			// stuck are the next seqs at which an entry was refused: later
-			// entries are gaps because of that refusal, not missing entries.
-			stuck = map[uint64]bool{}
-		)
-		headFn := func(string) verifier.FeedState { return head }
-		lookup := func(_ string, seq uint64) (verifier.FeedState, bool) {
-			s, ok := history[seq]
-			return s, ok
-		}
-		for _, e := range entries {
-			res, err := v.Check(e.Raw, headFn, lookup)
-			var (
-				gapErr *verifier.GapError
-				eqErr  *verifier.EquivocationError
-				ref    = refusal{Seq: e.seq, Source: e.Source, Err: err}
-			)
-			switch {
-			case err == nil && res.Outcome == verifier.Accepted:
-				head = res.State()
-				history[head.Seq] = head
-				fr.Accepted++
-				fr.LastSeq, fr.LastDigest = head.Seq, head.Digest
-				accepted = append(accepted, rules.Entry{Sender: sender, Seq: head.Seq, Digest: head.Digest, Statement: res.Parsed.Statement})
-			case err == nil:
-				fr.Duplicates = append(fr.Duplicates, ref)
-			case errors.As(err, &gapErr):
-				switch {
-				case len(fr.Gaps) > 0 && fr.Gaps[len(fr.Gaps)-1].Expected == gapErr.Expected:
-					fr.Gaps[len(fr.Gaps)-1].Later++
-				case stuck[gapErr.Expected]:
-					// The feed stopped at a refused entry; report the later
-					// entries as unverified, not as a gap of missing ones.
-					fr.Refused = append(fr.Refused, refusal{Seq: e.seq, Source: e.Source,
-						Err: fmt.Errorf("not verified: the feed stops at refused entry %d", gapErr.Expected)})
-				default:
-					fr.Gaps = append(fr.Gaps, gap{Expected: gapErr.Expected, Got: gapErr.Got, Source: e.Source})
-				}
-			case errors.As(err, &eqErr):
-				fr.Equivocations = append(fr.Equivocations, equivocation{
-					Seq: eqErr.Seq, First: envelope.Digest(eqErr.First), Second: envelope.Digest(eqErr.Second), Source: e.Source,
-				})
-			case errors.Is(err, verifier.ErrBadSignature), errors.Is(err, verifier.ErrKeyNotValid):
-				fr.BadSignatures = append(fr.BadSignatures, ref)
-				if e.seq == head.Seq+1 {
-					stuck[e.seq] = true
-				}
-			default:
-				fr.Refused = append(fr.Refused, ref)
-				if e.seq == head.Seq+1 {
-					stuck[e.seq] = true
-				}
-			}
-		}
+	}
+	accepted := make([]rules.Entry, len(replayed.Accepted))
+	for i, r := range replayed.Accepted {
+		accepted[i] = rules.Entry{Sender: r.Sender(), Seq: r.Seq(), Digest: r.Parsed.Digest, Statement: r.Parsed.Statement}
 	}
 	ids := make([]string, len(a.Parties))
 	territory := map[string][]string{}
@@ -354,6 +290,15 @@ func verifyEnvelopes(a *agreement.Agreement, inputs []inputEnvelope, now time.Ti
 	}
 	rep.Findings = engine.Evaluate(accepted, now)
 	return rep, nil
+}
+
+// refusals converts the verifier's refusals to the report's.
+func refusals(rs []verifier.Refusal) []refusal {
+	out := make([]refusal, len(rs))
+	for i, r := range rs {
+		out[i] = refusal(r)
+	}
+	return out
 }
 
 // Write prints the report, one block per sender, then the findings.

@@ -6,9 +6,11 @@ package config
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +33,12 @@ type Node struct {
 	Party string `yaml:"party"`
 	// Listen is the gRPC listen address (host:port). Default 127.0.0.1:7001.
 	Listen string `yaml:"listen"`
+	// TilesListen is the address (host:port) on which the exchange log is
+	// served read-only over HTTPS in the C2SP tlog-tiles layout, with the
+	// same mutual TLS as the gRPC port: any identity of the agreement may
+	// read. Optional; without it no tiles are served. It must differ from
+	// Listen.
+	TilesListen string `yaml:"tiles_listen,omitempty"`
 	// Agreement is the signed agreement file. Required; the node refuses to
 	// start unless every party signed it.
 	Agreement string `yaml:"agreement"`
@@ -55,6 +63,95 @@ type Node struct {
 	CheckpointInterval string `yaml:"checkpoint_interval"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// Exchange tunes how the node talks to its peers. Optional; every field
+	// has a default.
+	Exchange Exchange `yaml:"exchange,omitempty"`
+	// AdminListen is the address (host:port) of the node's admin port:
+	// Prometheus metrics at /metrics, the Go profiler at /debug/pprof/ and
+	// the gRPC channelz service (cleartext HTTP/2). It has no
+	// authentication, so it must be a loopback address (127.0.0.1:PORT,
+	// [::1]:PORT or localhost:PORT) of its own, never the inter-party
+	// port. Optional; without it there is no admin port.
+	AdminListen string `yaml:"admin_listen,omitempty"`
+	// CRLs maps trust domains (party or mediator ids of the agreement) to
+	// the file of their CA's certificate revocation list (PEM, as written
+	// by 'parley certs revoke', or DER). A certificate its CA revoked is
+	// refused at the handshake, and on its next call if it was connected
+	// before. The files are read again when they change and on SIGHUP; a
+	// CRL that does not verify, or is older than the one in force, is
+	// refused and the previous one kept. Optional.
+	CRLs map[string]string `yaml:"crls,omitempty"`
+	// ReloadInterval is how often the node checks whether its certificate,
+	// key or CRL files changed, to reload them (Go duration). Default 5s;
+	// at least 100ms.
+	ReloadInterval string `yaml:"reload_interval,omitempty"`
+	// WitnessUnhealthyAfter is how long entries may wait for a checkpoint
+	// cosigned by the witness quorum before the health service reports
+	// parley.v1.SubmissionService NOT_SERVING (Go duration). Default 5m;
+	// at least 1s.
+	WitnessUnhealthyAfter string `yaml:"witness_unhealthy_after,omitempty"`
+	// Limits bound what callers may ask of the node. Optional; every field
+	// has a safe default.
+	Limits Limits `yaml:"limits,omitempty"`
+}
+
+// Exchange tunes the node-to-node exchange. Durations are Go durations.
+type Exchange struct {
+	// ReceiptDelay is how long an acknowledgement may wait to share a
+	// receipt with others. Default 50ms; at most 1m.
+	ReceiptDelay string `yaml:"receipt_delay,omitempty"`
+	// ReceiptMaxAcks is how many acknowledgements fill a receipt. Default
+	// 500; 1 to 1000.
+	ReceiptMaxAcks int `yaml:"receipt_max_acks,omitempty"`
+	// SyncInterval is how often the node compares feed heads and
+	// checkpoints with each peer and pulls what it lacks. Default 2s;
+	// at least 10ms.
+	SyncInterval string `yaml:"sync_interval,omitempty"`
+	// RelayDelay is how long the node waits, after a peer's receipt named
+	// an entry it lacks, before pulling it from that peer. Default 250ms.
+	RelayDelay string `yaml:"relay_delay,omitempty"`
+	// BackoffMax caps the backoff between attempts to reach a peer.
+	// Default 5s; at least 100ms.
+	BackoffMax string `yaml:"backoff_max,omitempty"`
+	// PeerOverrides replaces the agreement's endpoint of some parties'
+	// nodes (party id to host:port). For tests only: an unreachable
+	// address such as 127.0.0.1:1 cuts the direct link to that party, whose
+	// entries then arrive relayed by others. Optional.
+	PeerOverrides map[string]string `yaml:"peer_overrides,omitempty"`
+}
+
+// durations parses the exchange's durations, with name prefixes for
+// errors; an empty field is 0 (the server's default).
+func (e *Exchange) durations() (receipt, syncEvery, relay, backoff time.Duration, err error) {
+	var errs []error
+	parse := func(name, v string, lo, hi time.Duration) time.Duration {
+		if v == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || (hi > 0 && d > hi) {
+			limit := fmt.Sprintf("at least %s", lo)
+			if hi > 0 {
+				limit = fmt.Sprintf("%s to %s", lo, hi)
+			}
+			errs = append(errs, fmt.Errorf("exchange.%s: got %q, want a Go duration of %s", name, v, limit))
+			return 0
+		}
+		return d
+	}
+	receipt = parse("receipt_delay", e.ReceiptDelay, time.Millisecond, time.Minute)
+	syncEvery = parse("sync_interval", e.SyncInterval, 10*time.Millisecond, 0)
+	relay = parse("relay_delay", e.RelayDelay, time.Millisecond, time.Minute)
+	backoff = parse("backoff_max", e.BackoffMax, 100*time.Millisecond, 0)
+	if e.ReceiptMaxAcks < 0 || e.ReceiptMaxAcks > 1000 {
+		errs = append(errs, fmt.Errorf("exchange.receipt_max_acks: got %d, want 1 to 1000", e.ReceiptMaxAcks))
+	}
+	for party, addr := range e.PeerOverrides {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("exchange.peer_overrides: %s: got %q, want host:port", party, addr))
+		}
+	}
+	return receipt, syncEvery, relay, backoff, errors.Join(errs...)
 }
 
 // TLS names the node's certificate files.
@@ -84,6 +181,7 @@ func Load(path string) (*Node, error) {
 			*p = filepath.Join(base, *p)
 		}
 	}
+	c.resolveOpsPaths(base)
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("invalid config %s: %w", path, err)
 	}
@@ -107,11 +205,24 @@ func (c *Node) validate() error {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7001"
 	}
+	if c.TilesListen != "" {
+		if _, _, err := net.SplitHostPort(c.TilesListen); err != nil {
+			errs = append(errs, fmt.Errorf("tiles_listen: got %q, want host:port", c.TilesListen))
+		} else if c.TilesListen == c.Listen {
+			errs = append(errs, fmt.Errorf("tiles_listen: %q is also the gRPC listen address", c.TilesListen))
+		}
+	}
 	if c.CheckpointInterval != "" {
 		d, err := time.ParseDuration(c.CheckpointInterval)
 		if err != nil || d < 100*time.Millisecond {
 			errs = append(errs, fmt.Errorf("checkpoint_interval: got %q, want a Go duration of at least 100ms", c.CheckpointInterval))
 		}
+	}
+	if _, _, _, _, err := c.Exchange.durations(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.ops(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
@@ -174,6 +285,15 @@ func (c *Node) Build(ctx context.Context, logger *slog.Logger) (server.Config, e
 	if err != nil {
 		return server.Config{}, fmt.Errorf("couldn't build the trust bundle from the agreement: %w", err)
 	}
+	ops, err := c.ops()
+	if err != nil {
+		return server.Config{}, err
+	}
+	revs, err := certs.LoadRevocations(bundle, c.CRLs)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("couldn't load the CRLs: %w", err)
+	}
+	bundle = bundle.WithRevocations(revs)
 	kp, err := certs.LoadKeyPair(c.TLS.Cert, c.TLS.Key)
 	if err != nil {
 		return server.Config{}, fmt.Errorf("couldn't load the node certificate: %w", err)
@@ -185,6 +305,10 @@ func (c *Node) Build(ctx context.Context, logger *slog.Logger) (server.Config, e
 	if c.CheckpointInterval != "" {
 		interval, _ = time.ParseDuration(c.CheckpointInterval)
 	}
+	receiptDelay, syncEvery, relayDelay, backoffMax, err := c.Exchange.durations()
+	if err != nil {
+		return server.Config{}, err
+	}
 	return server.Config{
 		Agreement:          f,
 		Party:              c.Party,
@@ -195,6 +319,24 @@ func (c *Node) Build(ctx context.Context, logger *slog.Logger) (server.Config, e
 		WitnessClient:      WitnessClient(bundle, kp),
 		CheckpointInterval: interval,
 		Logger:             logger,
+
+		Limits:                ops.limits,
+		WitnessUnhealthyAfter: ops.witnessUnhealthyAfter,
+		ReloadInterval:        ops.reloadInterval,
+		KeyPair:               kp,
+		Revocations:           revs,
+
+		Exchange: server.ExchangeConfig{
+			PeerTLS: func(peer string) *tls.Config {
+				return certs.ClientConfig(bundle, kp.Certificate, peer)
+			},
+			PeerAddresses:  c.Exchange.PeerOverrides,
+			ReceiptDelay:   receiptDelay,
+			ReceiptMaxAcks: c.Exchange.ReceiptMaxAcks,
+			SyncInterval:   syncEvery,
+			RelayDelay:     relayDelay,
+			BackoffMax:     backoffMax,
+		},
 	}, nil
 }
 

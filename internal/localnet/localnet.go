@@ -47,6 +47,9 @@ type Options struct {
 	EffectiveFrom time.Time
 	// CheckpointInterval of every node. Default 200ms.
 	CheckpointInterval time.Duration
+	// Exchange is every node's exchange section. Optional: the node's
+	// defaults. UpdateNodeConfig changes one node's.
+	Exchange config.Exchange
 }
 
 // Network is a generated network: its files and addresses.
@@ -72,6 +75,7 @@ type Network struct {
 type Party struct {
 	ID            string `json:"id"`
 	Address       string `json:"address"`
+	TilesAddress  string `json:"tiles_address"`
 	CAFile        string `json:"ca_file"`
 	NodeCertFile  string `json:"node_cert_file"`
 	NodeKeyFile   string `json:"node_key_file"`
@@ -93,6 +97,8 @@ type Mediator struct {
 	KeyFile      string `json:"key_file"`
 	CosigningKey string `json:"cosigning_key_file"`
 	DataDir      string `json:"data_dir"`
+	// ConfigFile is the mediator's configuration (parley mediator -c).
+	ConfigFile string `json:"mediator_config_file"`
 }
 
 // Generate creates the PKI, keys, agreement and configuration files of a
@@ -188,6 +194,11 @@ func Generate(ctx context.Context, opts Options) (*Network, error) {
 	}
 	for _, id := range n.PartyIDs {
 		if err := n.writeNodeConfig(n.Parties[id]); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range n.MediatorIDs {
+		if err := n.writeMediatorConfig(n.Mediators[id]); err != nil {
 			return nil, err
 		}
 	}
@@ -294,8 +305,13 @@ func (n *Network) generateParty(id string) (*Party, agreement.Party, *signerFile
 		return fail(err)
 	}
 	n.listeners[id] = l
+	tl, err := reserve()
+	if err != nil {
+		return fail(err)
+	}
+	n.listeners["tiles/"+id] = tl
 	p := &Party{
-		ID: id, Address: l.Addr().String(), CAFile: caFile,
+		ID: id, Address: l.Addr().String(), TilesAddress: tl.Addr().String(), CAFile: caFile,
 		NodeCertFile: nodeCert, NodeKeyFile: nodeKey,
 		OperatorCert: opCert, OperatorKey: opKey,
 		SigningKey: signingFile, CheckpointKey: cpFile,
@@ -304,9 +320,10 @@ func (n *Network) generateParty(id string) (*Party, agreement.Party, *signerFile
 	}
 	ap := agreement.Party{
 		ID: id, Name: "Party " + id, CA: string(ca.CertPEM()),
-		Endpoints: []string{p.Address},
-		Keys:      []agreement.Key{{ID: keyID, PublicKey: string(pubPEM), NotBefore: n.opts.EffectiveFrom}},
-		LogOrigin: origin, CheckpointKey: vkey,
+		Endpoints:    []string{p.Address},
+		TileEndpoint: "https://" + p.TilesAddress + "/",
+		Keys:         []agreement.Key{{ID: keyID, PublicKey: string(pubPEM), NotBefore: n.opts.EffectiveFrom}},
+		LogOrigin:    origin, CheckpointKey: vkey,
 	}
 	return p, ap, &signerFile{path: signingFile}, nil
 }
@@ -356,12 +373,13 @@ func (n *Network) generateMediator(id string) (*Mediator, agreement.Mediator, er
 
 func (n *Network) writeNodeConfig(p *Party) error {
 	c := config.Node{
-		Party: p.ID, Listen: p.Address,
+		Party: p.ID, Listen: p.Address, TilesListen: p.TilesAddress,
 		Agreement: n.AgreementFile, DataDir: p.DataDir,
 		SigningKey: p.SigningKey, CheckpointKey: p.CheckpointKey,
 		TLS:                config.TLS{Cert: p.NodeCertFile, Key: p.NodeKeyFile},
 		CheckpointInterval: n.opts.CheckpointInterval.String(),
 		LogLevel:           "info",
+		Exchange:           n.opts.Exchange,
 	}
 	b, err := yaml.Marshal(c)
 	if err != nil {
@@ -421,8 +439,9 @@ func (n *Network) LogKeys(party string) client.LogKeys {
 	return k
 }
 
-// Listener hands over the reserved listener for a party id or
-// "mediator/<id>" (once).
+// Listener hands over the reserved listener for a party id (its node's
+// gRPC port), "tiles/<id>" (its node's tile port) or "mediator/<id>" (a
+// witness), once.
 func (n *Network) Listener(id string) (net.Listener, bool) {
 	l, ok := n.listeners[id]
 	delete(n.listeners, id)

@@ -48,14 +48,16 @@ type Process struct {
 
 // StartProcess runs party's node as a separate process from the binary bin,
 // with its output to out, and waits until it answers health checks. The
-// reserved listener for the party is released first.
+// reserved listeners for the party (gRPC and tiles) are released first.
 func (n *Network) StartProcess(ctx context.Context, bin, party string, out io.Writer) (*Process, error) {
 	p, ok := n.Parties[party]
 	if !ok {
 		return nil, fmt.Errorf("no party %q", party)
 	}
-	if l, ok := n.Listener(party); ok {
-		_ = l.Close()
+	for _, id := range []string{party, "tiles/" + party} {
+		if l, ok := n.Listener(id); ok {
+			_ = l.Close()
+		}
 	}
 	proc := &Process{Party: party, bin: bin, cfg: p.ConfigFile, out: out}
 	if err := proc.start(); err != nil {
@@ -80,6 +82,17 @@ func (p *Process) start() error {
 	go func() { _ = cmd.Wait(); close(done) }()
 	p.cmd, p.done = cmd, done
 	return nil
+}
+
+// PID returns the operating system's id of the running process (of the
+// latest start), for reading its resource use; 0 if it was never started.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // Kill ends the process with SIGKILL (a crash) and waits for it.

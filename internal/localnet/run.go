@@ -7,12 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
-	"time"
-
-	fnote "github.com/transparency-dev/formats/note"
 
 	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/internal/config"
@@ -27,21 +22,32 @@ type Running struct {
 	Nodes map[string]*server.Node
 	// Witnesses maps mediator id to its witness.
 	Witnesses map[string]*mediator.Witness
+	// MediatorServers maps mediator id to its running mediator: the
+	// witness (also in Witnesses), the mirror of every node and the
+	// auditor.
+	MediatorServers map[string]*mediator.Server
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	errs   []error
 	closer []func() error
+
+	// The nodes stop before the mediators, so that a closing node can
+	// still have its last checkpoint cosigned (see Stop).
+	stopMediators context.CancelFunc
+	nodeWG        sync.WaitGroup
+	nodeClosers   []func() error
 }
 
 // Start runs every mediator witness and every node of the network in this
 // process, on the reserved loopback addresses. Stop ends them.
 func (n *Network) Start(ctx context.Context, logger *slog.Logger) (*Running, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	r := &Running{Network: n, Nodes: map[string]*server.Node{}, Witnesses: map[string]*mediator.Witness{}, cancel: cancel}
+	mctx, stopMediators := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(mctx)
+	r := &Running{Network: n, Nodes: map[string]*server.Node{}, Witnesses: map[string]*mediator.Witness{}, cancel: cancel, stopMediators: stopMediators}
 	for _, id := range n.MediatorIDs {
-		if err := r.startWitness(ctx, id, logger.With("mediator", id)); err != nil {
+		if err := r.startWitness(mctx, id, logger.With("mediator", id)); err != nil {
 			r.Stop()
 			return nil, err
 		}
@@ -55,71 +61,33 @@ func (n *Network) Start(ctx context.Context, logger *slog.Logger) (*Running, err
 	return r, nil
 }
 
+// StartNodes runs the nodes of parties (every party if none is given) in
+// this process, without the witnesses, which StartWitnesses runs on their
+// own: a test can then stop and restart witnesses under running nodes. A
+// new node waits for a quorum of its witnesses to cosign its log's first
+// checkpoint (see server.New), so StartNodes returns only once they answer
+// or ctx ends.
+func (n *Network) StartNodes(ctx context.Context, logger *slog.Logger, parties ...string) (*Running, error) {
+	if len(parties) == 0 {
+		parties = n.PartyIDs
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Running{Network: n, Nodes: map[string]*server.Node{}, Witnesses: map[string]*mediator.Witness{}, cancel: cancel}
+	for _, id := range parties {
+		if _, ok := n.Parties[id]; !ok {
+			r.Stop()
+			return nil, fmt.Errorf("no party %q in the network", id)
+		}
+		if err := r.startNode(ctx, id, logger); err != nil {
+			r.Stop()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
 func (r *Running) startWitness(ctx context.Context, id string, logger *slog.Logger) error {
-	m := r.Mediators[id]
-	skey, err := os.ReadFile(m.CosigningKey)
-	if err != nil {
-		return fmt.Errorf("couldn't read the cosigning key of %s: %w", id, err)
-	}
-	signer, err := mediator.NewCosigner(strings.TrimSpace(string(skey)))
-	if err != nil {
-		return err
-	}
-	var logs []mediator.WitnessedLog
-	for _, p := range r.Agreement.Agreement.Parties {
-		v, err := fnote.NewVerifier(p.CheckpointKey)
-		if err != nil {
-			return fmt.Errorf("couldn't parse %s's checkpoint key: %w", p.ID, err)
-		}
-		logs = append(logs, mediator.WitnessedLog{Origin: p.LogOrigin, Verifier: v})
-	}
-	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
-		return err
-	}
-	w, err := mediator.NewWitness(mediator.WitnessConfig{
-		Signer: signer, DBPath: m.DataDir + "/witness.db", Logs: logs, Logger: logger,
-		Authorize: RequireNode,
-	})
-	if err != nil {
-		return fmt.Errorf("couldn't start witness %s: %w", id, err)
-	}
-	r.Witnesses[id] = w
-	bundle, err := config.TrustBundle(r.Agreement.Agreement)
-	if err != nil {
-		return err
-	}
-	kp, err := certs.LoadKeyPair(m.CertFile, m.KeyFile)
-	if err != nil {
-		return err
-	}
-	l, ok := r.Listener("mediator/" + id)
-	if !ok {
-		if l, err = net.Listen("tcp", m.Address); err != nil {
-			return fmt.Errorf("couldn't listen on %s: %w", m.Address, err)
-		}
-	}
-	srv := &http.Server{
-		Handler:           w.Handler(),
-		TLSConfig:         certs.ServerConfig(bundle, kp.Certificate),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.fail(fmt.Errorf("witness %s: %w", id, err))
-		}
-	}()
-	go func() {
-		defer r.wg.Done()
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	r.closer = append(r.closer, w.Close)
-	return nil
+	return r.startMediator(ctx, id, logger)
 }
 
 // RequireNode admits only party nodes (spiffe://<party>/node/...) to a
@@ -160,14 +128,33 @@ func (r *Running) startNode(ctx context.Context, id string, logger *slog.Logger)
 			return fmt.Errorf("couldn't listen on %s: %w", p.Address, err)
 		}
 	}
-	r.wg.Add(1)
+	var tl net.Listener
+	if p.TilesAddress != "" {
+		if tl, ok = r.Listener("tiles/" + id); !ok {
+			if tl, err = net.Listen("tcp", p.TilesAddress); err != nil {
+				_ = l.Close()
+				_ = node.Close()
+				return fmt.Errorf("couldn't listen on %s for tiles: %w", p.TilesAddress, err)
+			}
+		}
+	}
+	r.nodeWG.Add(1)
 	go func() {
-		defer r.wg.Done()
+		defer r.nodeWG.Done()
 		if err := node.Serve(ctx, l); err != nil {
 			r.fail(fmt.Errorf("node %s: %w", id, err))
 		}
 	}()
-	r.closer = append(r.closer, node.Close)
+	if tl != nil {
+		r.nodeWG.Add(1)
+		go func() {
+			defer r.nodeWG.Done()
+			if err := node.ServeTiles(ctx, tl); err != nil {
+				r.fail(fmt.Errorf("node %s tiles: %w", id, err))
+			}
+		}()
+	}
+	r.nodeClosers = append(r.nodeClosers, node.Close)
 	return nil
 }
 
@@ -185,8 +172,20 @@ func (r *Running) Err() error {
 }
 
 // Stop ends every node and witness and waits for them.
+//
+// The nodes stop first: closing a node waits (up to its log's shutdown
+// timeout) for a checkpoint that covers every entry it appended, which
+// needs the witnesses still up. Only then do the mediators stop.
 func (r *Running) Stop() {
 	r.cancel()
+	r.nodeWG.Wait()
+	for i := len(r.nodeClosers) - 1; i >= 0; i-- {
+		_ = r.nodeClosers[i]()
+	}
+	r.nodeClosers = nil
+	if r.stopMediators != nil {
+		r.stopMediators()
+	}
 	r.wg.Wait()
 	for i := len(r.closer) - 1; i >= 0; i-- {
 		_ = r.closer[i]()

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-dev/parley/internal/bench"
+)
+
+func init() {
+	commands["bench"] = &command{
+		summary: "measure a local network against a bare gRPC baseline",
+		usage: `Usage: parley bench [-parties N] [-mediators N] [-concurrency N] [-duration D] [-json FILE] [-dir DIR]
+
+Starts networks on loopback, each party's node a separate process of this
+binary with a durable, fsynced log and the mediators' witnesses in this
+process, drives them with concurrent operator clients over mutual TLS, and
+drives a bare grpc-go mutual TLS echo server with the same clients, the same
+certificates and the same concurrency as the baseline, in the same run.
+
+Phases (-phases): accept (Submit until durable at one node vs the echo),
+exchange (notifications fully exchanged among all parties: held by every
+node and receipted by every counterpart), idle (one notification at a time:
+until every receipt, until a witnessed checkpoint), scale (the exchange
+phase for each network size of -scale). Where the nodes do not exchange yet,
+the exchange figures are reported as not available.
+
+Prints a table to standard output and, with -json, writes every figure to
+FILE; a progress line goes to standard error every second. Each measurement
+lasts -duration; a full run takes several times that. docs/performance.md
+explains the figures.
+`,
+		run: runBench,
+	}
+}
+
+func runBench(ctx context.Context, env *Env, args []string) error {
+	fs := env.newFlagSet("bench")
+	parties := fs.Int("parties", 3, "parties of the accept, exchange and idle networks (at least 2)")
+	mediators := fs.Int("mediators", 1, "mediators, all witnessing (0 for none)")
+	concurrency := fs.Int("concurrency", 16, "concurrent operator clients, one connection each")
+	duration := fs.Duration("duration", 20*time.Second, "how long each measurement drives load")
+	jsonFile := fs.String("json", "", "write the report as JSON to `FILE`")
+	dir := fs.String("dir", "", "keep every network's files, data and logs in `DIR` (new or empty; default: a temporary directory, removed at the end)")
+	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval of every node")
+	scale := fs.String("scale", "3,5,9", "network sizes of the scale phase, comma-separated")
+	phases := fs.String("phases", "accept,exchange,idle,scale", "phases to run, comma-separated")
+	window := fs.Int("window", 4096, "most notifications in flight but not yet fully exchanged")
+	samples := fs.Int("idle-samples", 30, "notifications sent one at a time in the idle phase")
+	serveEcho := fs.String("serve-echo", "", "internal: serve the echo baseline on `ADDR` with the TLS configuration of -c's node, until interrupted")
+	nodeConfig := fs.String("c", "", "internal, with -serve-echo: the node configuration `file` whose certificate and CAs the echo server uses")
+	pos, err := env.parseFlags(fs, commands["bench"].usage, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q", pos[0])
+	}
+	if *serveEcho != "" {
+		if *nodeConfig == "" {
+			return usageErrorf("-serve-echo needs -c")
+		}
+		return bench.ServeEcho(ctx, *serveEcho, *nodeConfig, env.Logger)
+	}
+	cfg := bench.Config{
+		Parties: *parties, Mediators: *mediators, Concurrency: *concurrency, Duration: *duration,
+		CheckpointInterval: *interval, Window: *window, IdleSamples: *samples,
+		Progress: env.Stderr, Logger: env.Logger,
+		Scale: []int{},
+	}
+	for s := range strings.SplitSeq(*scale, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return usageErrorf("invalid -scale %q: want comma-separated party counts", *scale)
+		}
+		cfg.Scale = append(cfg.Scale, n)
+	}
+	for p := range strings.SplitSeq(*phases, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Phases = append(cfg.Phases, bench.Phase(p))
+		}
+	}
+	if len(cfg.Scale) == 0 {
+		cfg.Phases = without(cfg.Phases, bench.PhaseScale)
+	}
+	if len(cfg.Phases) == 0 {
+		return usageErrorf("no phases to run")
+	}
+	if cfg.Binary, err = os.Executable(); err != nil {
+		return fmt.Errorf("couldn't find this executable, which runs the nodes: %w", err)
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "parley-bench-")
+		if err != nil {
+			return fmt.Errorf("couldn't make a temporary directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	} else if entries, err := os.ReadDir(*dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("directory %s is not empty; give a new or empty directory", *dir)
+	}
+	cfg.Dir = *dir
+	report, runErr := bench.Run(ctx, cfg)
+	if report == nil {
+		return runErr
+	}
+	if err := report.WriteTable(env.Stdout); err != nil {
+		return fmt.Errorf("couldn't print the report: %w", err)
+	}
+	if *jsonFile != "" {
+		b, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return fmt.Errorf("couldn't encode the report: %w", err)
+		}
+		if err := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("couldn't write the report: %w", err)
+		}
+	}
+	return runErr
+}
+
+func without(ps []bench.Phase, p bench.Phase) []bench.Phase {
+	var out []bench.Phase
+	for _, q := range ps {
+		if q != p {
+			out = append(out, q)
+		}
+	}
+	return out
+}

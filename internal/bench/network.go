@@ -1,0 +1,349 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/parley-dev/parley/client"
+	"github.com/parley-dev/parley/internal/localnet"
+)
+
+// partyNames are the party ids of a network, in order; beyond them parties
+// are named p13, p14, ...
+var partyNames = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett", "kilo", "lima"}
+
+func partyIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		if i < len(partyNames) {
+			ids[i] = partyNames[i]
+		} else {
+			ids[i] = "p" + strconv.Itoa(i+1)
+		}
+	}
+	return ids
+}
+
+func mediatorIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "mediator" + strconv.Itoa(i+1)
+	}
+	return ids
+}
+
+// network is a generated network whose mediators' witnesses run in this
+// process and whose nodes run as separate processes of cfg.Binary.
+type network struct {
+	*localnet.Network
+	cfg       *Config
+	dir       string
+	witnesses *localnet.Running
+	nodes     map[string]*localnet.Process
+	order     []string // started nodes, in start order
+	logs      []*os.File
+	echo      *echoProcess
+}
+
+// startNetwork generates a network of parties parties under dir, starts
+// its witnesses in this process and the nodes of start (all parties if
+// nil) as processes, each waited for until healthy.
+func startNetwork(ctx context.Context, cfg *Config, dir string, parties int, start []string) (*network, error) {
+	ln, err := localnet.Generate(ctx, localnet.Options{
+		Dir:                dir,
+		Parties:            partyIDs(parties),
+		Mediators:          mediatorIDs(cfg.Mediators),
+		NoMediators:        cfg.Mediators == 0,
+		CheckpointInterval: cfg.CheckpointInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't generate a network of %d parties: %w", parties, err)
+	}
+	n := &network{Network: ln, cfg: cfg, dir: dir, nodes: map[string]*localnet.Process{}}
+	n.witnesses, err = ln.StartWitnesses(ctx, quiet(cfg.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't start the witnesses: %w", err)
+	}
+	if start == nil {
+		start = ln.PartyIDs
+	}
+	for _, id := range start {
+		if err := n.startNode(ctx, id); err != nil {
+			n.stop()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// startNode starts party's node process, its output to dir/logs/<party>.log.
+func (n *network) startNode(ctx context.Context, party string) error {
+	f, err := n.logFile(party)
+	if err != nil {
+		return err
+	}
+	p, err := n.StartProcess(ctx, n.cfg.Binary, party, f)
+	if err != nil {
+		return fmt.Errorf("couldn't start node %s (its output is in %s): %w", party, f.Name(), err)
+	}
+	n.nodes[party] = p
+	n.order = append(n.order, party)
+	return nil
+}
+
+func (n *network) logFile(name string) (*os.File, error) {
+	dir := filepath.Join(n.dir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create %s: %w", dir, err)
+	}
+	f, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create a log file: %w", err)
+	}
+	n.logs = append(n.logs, f)
+	return f, nil
+}
+
+// stop ends the echo server, the nodes (SIGTERM, then SIGKILL after 30 s)
+// and the witnesses.
+func (n *network) stop() {
+	if n.echo != nil {
+		n.echo.stop()
+		n.echo = nil
+	}
+	for i := len(n.order) - 1; i >= 0; i-- {
+		_ = n.nodes[n.order[i]].Stop()
+	}
+	n.order = nil
+	if n.witnesses != nil {
+		n.witnesses.Stop()
+		n.witnesses = nil
+	}
+	for _, f := range n.logs {
+		_ = f.Close()
+	}
+	n.logs = nil
+}
+
+// operator dials party's node as that party's operator.
+func (n *network) operator(ctx context.Context, party string) (*client.Client, error) {
+	c, err := n.Operator(ctx, party)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't dial %s's node: %w", party, err)
+	}
+	return c, nil
+}
+
+// operators dials count clients of party's node, one connection each.
+func (n *network) operators(ctx context.Context, party string, count int) ([]*client.Client, error) {
+	var cs []*client.Client
+	for range count {
+		c, err := n.operator(ctx, party)
+		if err != nil {
+			closeAll(cs)
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+func closeAll(cs []*client.Client) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
+
+// echoProcess is the baseline server running as a process of cfg.Binary.
+type echoProcess struct {
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startEcho runs the baseline next to party's node, with that node's
+// certificate and TLS configuration, and waits until it answers.
+func (n *network) startEcho(ctx context.Context, party string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("couldn't reserve a port for the echo server: %w", err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	f, err := n.logFile("echo")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(n.cfg.Binary, EchoArgs(addr, n.Parties[party].ConfigFile)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("couldn't start the echo server: %w", err)
+	}
+	e := &echoProcess{addr: addr, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(e.done) }()
+	n.echo = e
+	c, err := n.echoClient(ctx, party)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ok, err := c.Healthy(hctx, "")
+		cancel()
+		switch {
+		case ok:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("echo server not answering after 30s (its output is in %s): %w", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.done:
+			return fmt.Errorf("echo server exited: %v (its output is in %s)", cmd.ProcessState, f.Name())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// echoClient dials the baseline exactly as operator dials party's node:
+// same certificate, CAs and expected server identity.
+func (n *network) echoClient(ctx context.Context, party string) (*client.Client, error) {
+	p := n.Parties[party]
+	c, err := client.Dial(ctx, client.Config{Address: n.echo.addr, CertFile: p.OperatorCert, KeyFile: p.OperatorKey, CAFiles: n.CAFiles(), Party: party})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't dial the echo server: %w", err)
+	}
+	return c, nil
+}
+
+func (e *echoProcess) pid() int { return e.cmd.Process.Pid }
+
+func (e *echoProcess) stop() {
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(10 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	}
+}
+
+// EchoArgs are the arguments of Config.Binary that serve the baseline on
+// addr with the TLS configuration of the node configured in nodeConfig.
+func EchoArgs(addr, nodeConfig string) []string {
+	return []string{"bench", "-serve-echo", addr, "-c", nodeConfig}
+}
+
+// proc names a process whose resource use is reported.
+type proc struct {
+	name string
+	pid  int
+}
+
+// procs are the processes of the started nodes, in start order.
+func (n *network) procs() []proc {
+	var ps []proc
+	for _, id := range n.order {
+		ps = append(ps, proc{name: "node " + id, pid: n.nodes[id].PID()})
+	}
+	return ps
+}
+
+// selfProc is this process: the clients and the witnesses.
+func selfProc() proc { return proc{name: "harness (clients, witnesses)", pid: os.Getpid()} }
+
+// usage samples the CPU time of processes at the start of a measurement.
+type usage struct {
+	procs []proc
+	start []float64
+	err   error
+}
+
+func startUsage(ps ...proc) *usage {
+	u := &usage{procs: ps, start: make([]float64, len(ps))}
+	for i, p := range ps {
+		s, err := cpuSeconds(p.pid)
+		u.start[i] = s
+		u.err = errors.Join(u.err, err)
+	}
+	return u
+}
+
+// Process is the resource use of one process during a measurement.
+type Process struct {
+	// Name says what the process is ("node alpha", "echo", "harness ...").
+	Name string `json:"name"`
+	// PID is its operating system process id.
+	PID int `json:"pid"`
+	// CPUSeconds is the user plus system CPU time it used during the
+	// measurement (/proc/<pid>/stat utime + stime).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// CPUPer1000 is CPUSeconds per 1,000 operations of the measurement.
+	CPUPer1000 float64 `json:"cpu_seconds_per_1000"`
+	// PeakRSSMiB is the peak resident set size of the process since it
+	// started (VmHWM in /proc/<pid>/status), in MiB.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+}
+
+// finish reads the CPU time and peak RSS of every process now and divides
+// by ops.
+func (u *usage) finish(ops int64) ([]Process, error) {
+	out := make([]Process, len(u.procs))
+	errs := u.err
+	for i, p := range u.procs {
+		s, err := cpuSeconds(p.pid)
+		errs = errors.Join(errs, err)
+		rss, err := peakRSS(p.pid)
+		errs = errors.Join(errs, err)
+		out[i] = Process{Name: p.name, PID: p.pid, CPUSeconds: s - u.start[i], PeakRSSMiB: float64(rss) / (1 << 20)}
+		if ops > 0 {
+			out[i].CPUPer1000 = out[i].CPUSeconds / float64(ops) * 1000
+		}
+	}
+	return out, errs
+}
+
+// logf reports a problem that does not stop the run.
+func (c *Config) logf(msg string, args ...any) {
+	c.Logger.Log(context.Background(), slog.LevelWarn, msg, args...)
+}
+
+// quiet returns l without its info records (a witness logs every
+// cosignature), unless l is at debug level.
+func quiet(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(minLevel{Handler: l.Handler(), min: slog.LevelWarn})
+}
+
+// minLevel is a handler that drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+)
+
+// Receipts: a node acknowledges every substantive entry of another party
+// that it accepts, whoever delivered it, with a receipt in its own feed,
+// signed and sequenced like any of its entries and delivered to everyone.
+// Receipts are not acknowledged.
+//
+// A node writes at most one receipt per ExchangeConfig.ReceiptDelay, unless
+// ReceiptMaxAcks acknowledgements fill one sooner: an idle node receipts an
+// entry at once, and a busy one batches all that arrived during the delay
+// into one receipt, so that receipts cost a bounded number of entries per
+// second however many notifications flow.
+
+// receiptFlushTimeout bounds writing the last receipt when the node stops.
+const receiptFlushTimeout = 5 * time.Second
+
+// receipter batches acknowledgements into receipts. It is safe for
+// concurrent use; run writes the receipts.
+type receipter struct {
+	x *exchange
+
+	mu   sync.Mutex
+	acks []*parleyv1.Acknowledgement
+	wake chan struct{} // buffered: one pending wake
+}
+
+func newReceipter(x *exchange) *receipter {
+	return &receipter{x: x, wake: make(chan struct{}, 1)}
+}
+
+// add queues an acknowledgement of (sender, seq) with the entry's digest.
+func (r *receipter) add(sender string, seq uint64, digest [32]byte, at time.Time) {
+	r.mu.Lock()
+	r.acks = append(r.acks, &parleyv1.Acknowledgement{Sender: sender, Seq: seq, Digest: digest[:], ReceivedAt: timestamppb.New(at.UTC())})
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recover queues acknowledgements of the substantive entries of other
+// parties that the log holds but that none of this node's receipts
+// acknowledges: those accepted just before a crash. Their received_at is
+// now, the earliest time this node can still vouch for. Call it before run,
+// after the node reconciled its state.
+func (r *receipter) recover() {
+	n := r.x.n
+	n.mu.Lock()
+	acked := map[feedKey]bool{}
+	for _, e := range n.statements {
+		if e.Sender != n.party {
+			continue
+		}
+		for _, a := range e.Statement.GetBody().GetReceipt().GetAcks() {
+			acked[feedKey{a.GetSender(), a.GetSeq()}] = true
+		}
+	}
+	var missing []feedKey
+	digests := map[feedKey][32]byte{}
+	for _, e := range n.statements {
+		k := feedKey{e.Sender, e.Seq}
+		if e.Sender == n.party || e.Statement.GetBody().GetReceipt() != nil || acked[k] {
+			continue
+		}
+		missing = append(missing, k)
+		digests[k] = e.Digest
+	}
+	n.mu.Unlock()
+	now := n.cfg.Now()
+	for _, k := range missing {
+		r.add(k.sender, k.seq, digests[k], now)
+	}
+	if len(missing) > 0 {
+		r.x.log.Info("acknowledging entries accepted before the last stop", "acks", len(missing))
+	}
+}
+
+// run writes receipts until ctx is done, then writes what is left.
+func (r *receipter) run(ctx context.Context) {
+	defer r.x.wg.Done()
+	cfg := r.x.cfg
+	rt := retry{min: cfg.BackoffMin, max: cfg.BackoffMax}
+	var last time.Time // when the last receipt was started
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), receiptFlushTimeout)
+			for r.pending() > 0 && fctx.Err() == nil {
+				if err := r.flush(fctx); err != nil {
+					break
+				}
+			}
+			cancel()
+			return
+		case <-r.wake:
+		}
+		for r.pending() > 0 {
+			// Wait for the batch to fill or the delay since the last
+			// receipt to pass.
+			wait := cfg.ReceiptDelay - time.Since(last)
+			full := r.pending() >= cfg.ReceiptMaxAcks
+			if !full && wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+				case <-t.C:
+				case <-r.wake:
+					t.Stop()
+					continue
+				}
+				if ctx.Err() != nil {
+					break
+				}
+			}
+			last = time.Now()
+			if err := r.flush(ctx); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				r.x.log.Warn("couldn't write a receipt; retrying", "err", err)
+				if !sleep(ctx, rt.next()) {
+					break
+				}
+				continue
+			}
+			rt.reset()
+		}
+	}
+}
+
+func (r *receipter) pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.acks)
+}
+
+// flush writes one receipt with up to ReceiptMaxAcks acknowledgements. On
+// failure they are queued again.
+func (r *receipter) flush(ctx context.Context) error {
+	r.mu.Lock()
+	k := min(len(r.acks), r.x.cfg.ReceiptMaxAcks)
+	batch := r.acks[:k:k]
+	r.acks = append([]*parleyv1.Acknowledgement(nil), r.acks[k:]...)
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	slices.SortFunc(batch, func(a, b *parleyv1.Acknowledgement) int {
+		return cmp.Or(cmp.Compare(a.GetSender(), b.GetSender()), cmp.Compare(a.GetSeq(), b.GetSeq()))
+	})
+	batch = slices.CompactFunc(batch, func(a, b *parleyv1.Acknowledgement) bool {
+		return a.GetSender() == b.GetSender() && a.GetSeq() == b.GetSeq()
+	})
+	body := &parleyv1.Body{Kind: &parleyv1.Body_Receipt{Receipt: &parleyv1.Receipt{Acks: batch}}}
+	res, err := r.x.n.submit(ctx, body)
+	if err != nil {
+		r.mu.Lock()
+		r.acks = append(batch, r.acks...)
+		r.mu.Unlock()
+		return err
+	}
+	r.x.stats.receipts.Add(1)
+	r.x.stats.acks.Add(uint64(len(batch)))
+	r.x.log.Debug("wrote receipt", "seq", res.entry.GetSeq(), "acks", len(batch))
+	return nil
+}

@@ -1,0 +1,290 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier"
+)
+
+// Relay and catch-up: anti-entropy between each pair of nodes. A node asks
+// each peer for its feed heads every SyncInterval, and RelayDelay after the
+// peer's receipt named an entry the node lacks; it pulls from that peer
+// every feed the peer holds further than the node does, whoever the sender.
+// Pulled entries are verified exactly like delivered ones, so any peer can
+// relay any party's signed entries.
+
+// syncLoop runs anti-entropy and checkpoint checks with p until ctx is done.
+func (x *exchange) syncLoop(ctx context.Context, p *peer) {
+	defer x.wg.Done()
+	log := x.log.With("peer", p.id)
+	t := time.NewTimer(jitter(x.cfg.SyncInterval))
+	defer t.Stop()
+	r := retry{min: x.cfg.BackoffMin, max: x.cfg.SyncInterval}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := x.syncOnce(ctx, p, true)
+			if err == nil {
+				err = x.checkCheckpoint(ctx, p)
+			}
+			next := jitter(x.cfg.SyncInterval)
+			if err != nil && ctx.Err() == nil {
+				log.Debug("couldn't sync with peer", "err", err)
+				p.failover()
+				next = min(next, r.next())
+			} else {
+				r.reset()
+			}
+			t.Reset(next)
+		case <-p.kick:
+			if !sleep(ctx, x.cfg.RelayDelay) {
+				return
+			}
+			if !x.stillWanted(p) {
+				continue
+			}
+			if err := x.syncOnce(ctx, p, false); err != nil && ctx.Err() == nil {
+				log.Debug("couldn't sync with peer", "err", err)
+			}
+		}
+	}
+}
+
+// stillWanted drops from p's wanted entries those the node holds by now,
+// and reports whether anything remains to fetch from p.
+func (x *exchange) stillWanted(p *peer) bool {
+	p.mu.Lock()
+	want := make([]feedKey, 0, len(p.want))
+	for k := range p.want {
+		want = append(want, k)
+	}
+	conflicts := len(p.conflicts)
+	p.mu.Unlock()
+	remaining := false
+	for _, k := range want {
+		if _, ok := x.held(k.sender, k.seq); ok {
+			p.mu.Lock()
+			delete(p.want, k)
+			p.mu.Unlock()
+			continue
+		}
+		remaining = true
+	}
+	return remaining || conflicts > 0
+}
+
+// syncOnce fetches conflicting entries p was found to hold, compares feed
+// heads with p and pulls from p the feeds it holds further: in a periodic
+// round, those in which p was ahead a round ago already, and in any round
+// those of which p's receipts named entries this node lacks.
+func (x *exchange) syncOnce(ctx context.Context, p *peer, periodic bool) error {
+	p.mu.Lock()
+	conflicts := make([]feedKey, 0, len(p.conflicts))
+	for k := range p.conflicts {
+		conflicts = append(conflicts, k)
+	}
+	p.mu.Unlock()
+	for _, k := range conflicts {
+		if err := x.fetchConflict(ctx, p, k); err != nil {
+			return err
+		}
+		x.fetchedFrom(p.id, k)
+		p.mu.Lock()
+		delete(p.conflicts, k)
+		p.mu.Unlock()
+	}
+
+	hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	heads, err := p.exchangeClient().FeedHeads(hctx, &parleyv1.FeedHeadsRequest{})
+	cancel()
+	x.stats.heads.Add(1)
+	if err != nil {
+		return fmt.Errorf("couldn't read %s's feed heads: %w", p.id, err)
+	}
+	x.observeHeads(p, heads)
+	p.mu.Lock()
+	wanted := map[string]bool{}
+	for k := range p.want {
+		wanted[k.sender] = true
+	}
+	seen := p.seen
+	p.seen = map[string]uint64{}
+	for _, h := range heads.GetHeads() {
+		p.seen[h.GetSender()] = h.GetSeq()
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, h := range heads.GetHeads() {
+		sender := h.GetSender()
+		if sender == x.n.party {
+			continue // this node's own feed is delivered, never pulled
+		}
+		x.n.mu.Lock()
+		mine := x.n.heads[sender].Seq
+		x.n.mu.Unlock()
+		if h.GetSeq() <= mine {
+			continue
+		}
+		// Entries p got just now are most likely on their way here from
+		// their sender too: pull what a receipt says is wanted, and what
+		// p held already a round ago (all of it in the first round).
+		if !periodic && !wanted[sender] {
+			continue
+		}
+		if prev, ok := seen[sender]; periodic && seen != nil && !wanted[sender] && (!ok || prev <= mine) {
+			continue
+		}
+		if err := x.pull(ctx, p, sender, mine+1); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.mu.Lock()
+	for k := range p.want {
+		if _, ok := x.held(k.sender, k.seq); ok {
+			delete(p.want, k)
+		}
+	}
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// observeHeads compares p's feed heads with the entries this node holds at
+// the same seqs; a different digest means one of the two holds an envelope
+// that conflicts with the other's.
+func (x *exchange) observeHeads(p *peer, heads *parleyv1.FeedHeadsResponse) {
+	for _, h := range heads.GetHeads() {
+		if h.GetSender() == p.id {
+			continue // p's own feed: its delivery brings the conflict to light
+		}
+		d, ok := x.held(h.GetSender(), h.GetSeq())
+		if ok && !bytes.Equal(d[:], h.GetDigest()) {
+			x.conflict(p.id, h.GetSender(), h.GetSeq())
+		}
+	}
+}
+
+// pull fetches sender's feed from seq from p and accepts it, in rounds of
+// pullLimit entries.
+func (x *exchange) pull(ctx context.Context, p *peer, sender string, from uint64) error {
+	for {
+		got, err := x.pullRound(ctx, p, sender, from)
+		if err != nil || got < pullLimit {
+			return err
+		}
+		from += uint64(got)
+	}
+}
+
+// pullRound pulls up to pullLimit entries of sender's feed from seq and
+// accepts them. It returns how many p sent.
+func (x *exchange) pullRound(ctx context.Context, p *peer, sender string, from uint64) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := p.exchangeClient().PullFeed(ctx, &parleyv1.PullFeedRequest{Sender: sender, FromSeq: from, Limit: pullLimit})
+	if err != nil {
+		return 0, fmt.Errorf("couldn't pull %s's feed from %s: %w", sender, p.id, err)
+	}
+	var raws [][]byte
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("couldn't pull %s's feed from %s: %w", sender, p.id, err)
+		}
+		x.stats.pulled.Add(1)
+		raws = append(raws, resp.GetEntry().GetEnvelope())
+	}
+	if len(raws) == 0 {
+		return 0, nil
+	}
+	n, err := x.n.acceptAll(ctx, raws, "relay:"+p.id)
+	if n > 0 {
+		x.log.Debug("pulled entries", "peer", p.id, "sender", sender, "seq", from, "entries", n)
+	}
+	if err != nil {
+		// Not the link's fault: an entry that does not verify, or a feed
+		// that forked (whose evidence is kept). Stop pulling this feed.
+		x.log.Debug("refused an entry pulled from peer", "peer", p.id, "sender", sender, "err", err)
+		return 0, nil
+	}
+	return len(raws), nil
+}
+
+// fetchConflict fetches p's entry k, which differs from the one this node
+// holds, and checks it: the verifier turns a real conflict into evidence.
+func (x *exchange) fetchConflict(ctx context.Context, p *peer, k feedKey) error {
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	stream, err := p.exchangeClient().PullFeed(ctx, &parleyv1.PullFeedRequest{Sender: k.sender, FromSeq: k.seq, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("couldn't fetch %s/%d from %s: %w", k.sender, k.seq, p.id, err)
+	}
+	resp, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil // p no longer serves it (or has not integrated it yet)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't fetch %s/%d from %s: %w", k.sender, k.seq, p.id, err)
+	}
+	x.stats.pulled.Add(1)
+	// An equivocation is kept and reported as the entry is checked.
+	_, err = x.n.accept(ctx, resp.GetEntry().GetEnvelope(), "relay:"+p.id)
+	if err != nil && !errors.Is(err, verifier.ErrEquivocation) {
+		x.log.Warn("conflicting entry fetched from peer does not verify", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
+	}
+	return nil
+}
+
+// acceptAll verifies raws, in order, like accept, and logs those it admits
+// concurrently. It stops admitting at the first refusal, since later entries
+// of a feed cannot follow a refused one, and returns how many it accepted
+// (not counting duplicates) and that refusal.
+func (n *Node) acceptAll(ctx context.Context, raws [][]byte, source string) (int, error) {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		accepted int
+		errs     []error
+	)
+	var refusal error
+	for _, raw := range raws {
+		n.mu.Lock()
+		adm, err := n.admitLocked(ctx, raw, source)
+		n.mu.Unlock()
+		if err != nil {
+			refusal = err
+			break
+		}
+		if adm.duplicate && adm.pending.done == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := n.finish(context.WithoutCancel(ctx), adm)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else if !res.duplicate {
+				accepted++
+			}
+		}()
+	}
+	wg.Wait()
+	if refusal != nil {
+		errs = append(errs, refusal)
+	}
+	return accepted, errors.Join(errs...)
+}
