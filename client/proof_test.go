@@ -69,7 +69,8 @@ func notify(t *testing.T, c *client.Client, n int) []*parleyv1.LogEntry {
 }
 
 // checkpointCovering waits for a verified checkpoint of at least size
-// entries.
+// entries. The log holds other parties' entries and receipts too, so
+// callers ask for the index of their last entry plus one.
 func checkpointCovering(t *testing.T, c *client.Client, keys client.LogKeys, size uint64) (*client.Checkpoint, []byte) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -94,7 +95,7 @@ func TestAppendAndProve(t *testing.T) {
 			t.Fatalf("entry %d: got %s/%d, want alpha/%d", i, e.GetSender(), e.GetSeq(), i+1)
 		}
 	}
-	older, raw := checkpointCovering(t, alpha, keys, 5)
+	older, raw := checkpointCovering(t, alpha, keys, entries[4].GetIndex()+1)
 	if older.Origin != "parley.local/alpha" {
 		t.Errorf("got origin %q, want parley.local/alpha", older.Origin)
 	}
@@ -114,7 +115,7 @@ func TestAppendAndProve(t *testing.T) {
 		}
 	}
 	more := notify(t, alpha, 3)
-	newer, _ := checkpointCovering(t, alpha, keys, 8)
+	newer, _ := checkpointCovering(t, alpha, keys, more[2].GetIndex()+1)
 	if err := alpha.ProveConsistency(t.Context(), older, newer); err != nil {
 		t.Errorf("ProveConsistency(%d, %d): %v", older.Size, newer.Size, err)
 	}
@@ -165,8 +166,8 @@ func flipSignature(raw []byte, name string) []byte {
 func TestCheckpointForgeries(t *testing.T) {
 	run, alpha := startNetwork(t)
 	keys := run.LogKeys("alpha")
-	notify(t, alpha, 2)
-	_, raw := checkpointCovering(t, alpha, keys, 2)
+	e := notify(t, alpha, 2)[1]
+	_, raw := checkpointCovering(t, alpha, keys, e.GetIndex()+1)
 	bravo, err := run.Operator(t.Context(), "bravo")
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func TestInclusionForgeries(t *testing.T) {
 	run, alpha := startNetwork(t)
 	keys := run.LogKeys("alpha")
 	entries := notify(t, alpha, 6)
-	cp, _ := checkpointCovering(t, alpha, keys, 6)
+	cp, _ := checkpointCovering(t, alpha, keys, entries[5].GetIndex()+1)
 	e := entries[2]
 	other := entries[3]
 	tests := []struct {
@@ -289,10 +290,13 @@ func withDigest(e *parleyv1.LogEntry, digest []byte) *parleyv1.LogEntry {
 func TestConsistencyForgeries(t *testing.T) {
 	run, alpha := startNetwork(t)
 	keys := run.LogKeys("alpha")
-	notify(t, alpha, 3)
-	older, _ := checkpointCovering(t, alpha, keys, 3)
-	notify(t, alpha, 4)
-	newer, _ := checkpointCovering(t, alpha, keys, 7)
+	e := notify(t, alpha, 3)[2]
+	older, _ := checkpointCovering(t, alpha, keys, e.GetIndex()+1)
+	e = notify(t, alpha, 4)[3]
+	newer, _ := checkpointCovering(t, alpha, keys, e.GetIndex()+1)
+	if newer.Size == older.Size {
+		t.Fatalf("checkpoints of sizes %d and %d: want the log to have grown", older.Size, newer.Size)
+	}
 	if err := alpha.ProveConsistency(t.Context(), older, newer); err != nil {
 		t.Fatalf("ProveConsistency of genuine checkpoints: %v", err)
 	}

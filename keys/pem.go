@@ -125,6 +125,12 @@ func ParsePublicPEM(data []byte) (crypto.PublicKey, error) {
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, errors.New("unexpected data after the PUBLIC KEY block (want exactly one key)")
 	}
+	// pem.Decode skips whatever precedes the block it returns, including
+	// text and blocks it cannot parse (an indented one, say): a reader of
+	// the agreement would see a key that is not the one used.
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN ")) || bytes.Count(data, []byte("-----BEGIN")) != 1 {
+		return nil, errors.New("unexpected data before the PUBLIC KEY block (want exactly one key)")
+	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse public key: %w", err)

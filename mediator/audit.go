@@ -130,8 +130,8 @@ type location struct {
 
 // Audit re-verifies every mirrored entry and every feed, cross-checks the
 // logs and every signed checkpoint known, evaluates the agreed rules over
-// the union of the logs, and returns the report. It is deterministic in
-// its input.
+// the union of the logs, and returns the report. Apart from its
+// generated_at time, the report is a deterministic function of the input.
 func Audit(in AuditInput) (*Report, error) {
 	if in.Agreement == nil || in.Agreement.Agreement == nil {
 		return nil, errors.New("couldn't audit: no agreement")

@@ -45,7 +45,13 @@ type feedSigner struct {
 
 func newDiskNet(tb testing.TB) *diskNet {
 	tb.Helper()
-	fx := agreementtest.New(tb, 3, 1)
+	return newDiskNetN(tb, 1)
+}
+
+// newDiskNetN is newDiskNet with the given number of mediators.
+func newDiskNetN(tb testing.TB, mediators int) *diskNet {
+	tb.Helper()
+	fx := agreementtest.New(tb, 3, mediators)
 	d := &diskNet{fx: fx, signers: map[string]*feedSigner{}, base: agreementtest.EffectiveFrom.AddDate(0, 1, 0)}
 	for i := range fx.Agreement.Parties {
 		p := &fx.Agreement.Parties[i]
@@ -204,11 +210,18 @@ func (d *diskNet) writeDir(tb testing.TB, dir string, logs map[string][][]byte, 
 // if cosign.
 func (d *diskNet) checkpoint(tb testing.TB, party string, size uint64, root []byte, cosign bool) []byte {
 	tb.Helper()
-	p, _ := d.file.Agreement.Party(party)
-	signers := []note.Signer{d.fx.Party(tb, party).CheckpointSigner}
+	var cosigners []note.Signer
 	if cosign {
-		signers = append(signers, d.fx.Mediators[0].Cosigner)
+		cosigners = append(cosigners, d.fx.Mediators[0].Cosigner)
 	}
+	return d.checkpointBy(tb, party, size, root, cosigners...)
+}
+
+// checkpointBy signs a checkpoint of party's log, cosigned by cosigners.
+func (d *diskNet) checkpointBy(tb testing.TB, party string, size uint64, root []byte, cosigners ...note.Signer) []byte {
+	tb.Helper()
+	p, _ := d.file.Agreement.Party(party)
+	signers := append([]note.Signer{d.fx.Party(tb, party).CheckpointSigner}, cosigners...)
 	b, err := note.Sign(&note.Note{Text: string(flog.Checkpoint{Origin: p.LogOrigin, Size: size, Hash: root}.Marshal())}, signers...)
 	if err != nil {
 		tb.Fatal(err)
@@ -268,5 +281,52 @@ func TestAuditForkedMirror(t *testing.T) {
 	}
 	if late == 0 || late == len(rep.Timeline) {
 		t.Errorf("got %d late of %d notified activities, want some", late, len(rep.Timeline))
+	}
+}
+
+// TestAuditMediatorDisagreement audits a data directory where another
+// mediator cosigned a checkpoint of alpha's log that contradicts the one
+// this mediator cosigned and the mirror holds: the report carries both
+// cosigned checkpoints as verifiable evidence.
+func TestAuditMediatorDisagreement(t *testing.T) {
+	d := newDiskNetN(t, 2)
+	entries := d.exchange(t, 30)
+	dir := t.TempDir()
+	alpha, _ := d.file.Agreement.Party("alpha")
+	ml, err := mediator.OpenMirrorLog(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ml.Append(entries); err != nil {
+		t.Fatal(err)
+	}
+	root, err := ml.RootAt(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml.Close()
+	other := sha256.Sum256([]byte("the view shown to mediator2"))
+	col := &mediator.Collected{
+		Cosigned: map[string][]byte{alpha.LogOrigin: d.checkpointBy(t, "alpha", 30, root, d.fx.Mediators[0].Cosigner)},
+		Peers: []mediator.PeerCheckpoint{{Mediator: "mediator2", Origin: alpha.LogOrigin,
+			Checkpoint: d.checkpointBy(t, "alpha", 30, other[:], d.fx.Mediators[1].Cosigner), At: d.base}},
+	}
+	d.writeDir(t, dir, map[string][][]byte{"alpha": entries, "bravo": entries, "charlie": entries}, col)
+	rep, err := mediator.AuditDir(dir, d.base.AddDate(0, 3, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = reportRoundTrip(t, rep)
+	found := false
+	for _, e := range rep.Evidence {
+		if e.Kind == mediator.KindDisagreement && e.Party == "alpha" {
+			found = true
+			if err := mediator.VerifyEvidence(d.file.Agreement, e); err != nil {
+				t.Errorf("evidence %s: %v", e.ID, err)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no mediator disagreement evidence; evidence: %v", evidenceNames(rep))
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -482,5 +484,44 @@ func errorsUnwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+// TestMediatorsCompareCosigned runs two mediators: each fetches what the
+// other cosigned over mutual TLS and finds it consistent with its mirror.
+func TestMediatorsCompareCosigned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a network")
+	}
+	n := startNet(t, localnet.Options{Mediators: []string{"osce", "un"}, EffectiveFrom: time.Now().UTC().Add(-time.Hour)})
+	e, err := n.operator(t, "alpha").Notify(t.Context(), notificationBody("Exercise", time.Now().AddDate(0, 0, 60), 9500).GetNotification())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.waitMirrored(t, map[string][][]byte{"alpha": {e.GetEnvelope()}})
+	var col mediator.Collected
+	b, err := os.ReadFile(filepath.Join(n.Mediators[n.MediatorIDs[0]].DataDir, "collected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &col); err != nil {
+		t.Fatal(err)
+	}
+	peers := map[string]bool{}
+	for _, p := range col.Peers {
+		if p.Mediator != "un" {
+			t.Errorf("peer checkpoint from %q, want un", p.Mediator)
+		}
+		peers[p.Origin] = true
+	}
+	if len(peers) != len(n.PartyIDs) {
+		t.Errorf("got the other mediator's checkpoints of %v, want every log; problems: %v", peers, col.Problems)
+	}
+	rep, err := n.srv.Audit(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Misbehaviour || len(rep.Problems) > 0 {
+		t.Errorf("two honest mediators: misbehaviour %v, problems %v", rep.Misbehaviour, rep.Problems)
 	}
 }

@@ -161,9 +161,9 @@ func (n *Node) Serve(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 	case <-n.failed:
 	}
+	n.health.Shutdown() // every service NOT_SERVING; watchers are told
 	n.drain()
-	n.updateHealth()
-	n.health.Shutdown()
+	n.updateHealth() // the serving metrics follow
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	grace := time.NewTimer(n.cfg.Limits.ShutdownGrace)

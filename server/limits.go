@@ -37,11 +37,19 @@ type Limits struct {
 	KeepaliveTime, KeepaliveTimeout time.Duration
 	// RatePerParty is how many calls per second, sustained, all the
 	// identities of one trust domain (a party or a mediator) may make
-	// together; calls above it fail with RESOURCE_EXHAUSTED. Messages a
-	// caller streams to the node (entry delivery) draw on the same budget,
-	// but wait for it instead of failing. Health checks are not limited.
-	// Default 100; negative disables the limit.
+	// together; calls above it fail with RESOURCE_EXHAUSTED. Health checks
+	// are not limited. Default 100; negative disables the limit (and the
+	// entry limit below).
 	RatePerParty float64
+	// EntryRatePerParty is how many messages per second, sustained, one
+	// trust domain may stream to the node (entry delivery between nodes):
+	// they wait for it instead of failing, so a flooding peer is slowed
+	// down by flow control. It is separate from RatePerParty because one
+	// notification brings several entries (receipts). Default 5,000.
+	EntryRatePerParty float64
+	// EntryBurstPerParty is how many streamed messages may arrive at once
+	// above EntryRatePerParty. Default 10,000.
+	EntryBurstPerParty int
 	// BurstPerParty is how many calls a trust domain may make at once above
 	// the sustained rate. Default 200.
 	BurstPerParty int
@@ -67,6 +75,8 @@ var DefaultLimits = Limits{
 	KeepaliveTimeout:     20 * time.Second,
 	RatePerParty:         100,
 	BurstPerParty:        200,
+	EntryRatePerParty:    5000,
+	EntryBurstPerParty:   10000,
 	ShutdownGrace:        10 * time.Second,
 }
 
@@ -75,7 +85,7 @@ var DefaultLimits = Limits{
 func (l Limits) withDefaults() (Limits, error) {
 	d := DefaultLimits
 	switch {
-	case l.MaxRecvMessageBytes < 0, l.MaxSendMessageBytes < 0, l.BurstPerParty < 0:
+	case l.MaxRecvMessageBytes < 0, l.MaxSendMessageBytes < 0, l.BurstPerParty < 0, l.EntryRatePerParty < 0, l.EntryBurstPerParty < 0:
 		return l, errors.New("limits: sizes and burst must not be negative")
 	case l.KeepaliveMinTime < 0, l.KeepaliveTime < 0, l.KeepaliveTimeout < 0, l.ShutdownGrace < 0:
 		return l, errors.New("limits: durations must not be negative")
@@ -88,6 +98,8 @@ func (l Limits) withDefaults() (Limits, error) {
 	setDefault(&l.KeepaliveTimeout, d.KeepaliveTimeout)
 	setDefault(&l.RatePerParty, d.RatePerParty)
 	setDefault(&l.BurstPerParty, d.BurstPerParty)
+	setDefault(&l.EntryRatePerParty, d.EntryRatePerParty)
+	setDefault(&l.EntryBurstPerParty, d.EntryBurstPerParty)
 	setDefault(&l.ShutdownGrace, d.ShutdownGrace)
 	return l, nil
 }
@@ -104,12 +116,14 @@ func setDefault[T comparable](v *T, def T) {
 // buckets as parties and mediators in the agreement. It is safe for
 // concurrent use.
 type partyLimiter struct {
-	limit   rate.Limit
-	burst   int
-	metrics *metrics
-
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	limit       rate.Limit
+	burst       int
+	entryLimit  rate.Limit
+	entryBurst  int
+	metrics     *metrics
+	mu          sync.Mutex
+	buckets     map[string]*rate.Limiter // calls
+	entryBucket map[string]*rate.Limiter // streamed messages
 }
 
 // newPartyLimiter returns the limiter of l, or nil when l disables it.
@@ -117,7 +131,11 @@ func newPartyLimiter(l Limits, m *metrics) *partyLimiter {
 	if l.RatePerParty < 0 {
 		return nil
 	}
-	return &partyLimiter{limit: rate.Limit(l.RatePerParty), burst: l.BurstPerParty, metrics: m, buckets: map[string]*rate.Limiter{}}
+	return &partyLimiter{
+		limit: rate.Limit(l.RatePerParty), burst: l.BurstPerParty,
+		entryLimit: rate.Limit(l.EntryRatePerParty), entryBurst: l.EntryBurstPerParty,
+		metrics: m, buckets: map[string]*rate.Limiter{}, entryBucket: map[string]*rate.Limiter{},
+	}
 }
 
 // bucket returns the token bucket of the caller of ctx, and its trust domain.
@@ -155,7 +173,17 @@ func (p *partyLimiter) streamInterceptor(srv any, ss grpc.ServerStream, info *gr
 	if !info.IsClientStream {
 		return handler(srv, ss)
 	}
-	b, _ := p.bucket(ss.Context())
+	party := ""
+	if id, ok := certs.PeerIdentity(ss.Context()); ok {
+		party = id.Party
+	}
+	p.mu.Lock()
+	b, ok := p.entryBucket[party]
+	if !ok {
+		b = rate.NewLimiter(p.entryLimit, p.entryBurst)
+		p.entryBucket[party] = b
+	}
+	p.mu.Unlock()
 	return handler(srv, &throttledStream{ServerStream: ss, bucket: b})
 }
 

@@ -56,7 +56,7 @@ func newMetrics(n *Node) *metrics {
 		),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_entries_accepted_total",
-			Help: "Entries verified and durably logged, by sender party and source (submission: this party's operators; peer: delivered by another node; other sources as named by the node).",
+			Help: "Entries verified and durably logged, by sender party and source (submission: this party's operators; peer: delivered by the sender's node; relay: pulled from another node).",
 		}, []string{"sender", "source"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_entries_duplicate_total",

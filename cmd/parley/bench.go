@@ -27,8 +27,10 @@ Phases (-phases): accept (Submit until durable at one node vs the echo),
 exchange (notifications fully exchanged among all parties: held by every
 node and receipted by every counterpart), idle (one notification at a time:
 until every receipt, until a witnessed checkpoint), scale (the exchange
-phase for each network size of -scale). Where the nodes do not exchange yet,
-the exchange figures are reported as not available.
+phase for each network size of -scale) and, only when asked for, restart
+(one node's memory and start-up time with a log of -restart-entries
+entries). Where the nodes do not exchange, the exchange figures are
+reported as not available.
 
 Prints a table to standard output and, with -json, writes every figure to
 FILE; a progress line goes to standard error every second. Each measurement
@@ -49,9 +51,10 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	dir := fs.String("dir", "", "keep every network's files, data and logs in `DIR` (new or empty; default: a temporary directory, removed at the end)")
 	interval := fs.Duration("checkpoint-interval", time.Second, "checkpoint interval of every node")
 	scale := fs.String("scale", "3,5,9", "network sizes of the scale phase, comma-separated")
-	phases := fs.String("phases", "accept,exchange,idle,scale", "phases to run, comma-separated")
+	phases := fs.String("phases", "", "phases to run, comma-separated: accept, exchange, idle, scale, restart (default all but restart, which -restart-entries adds)")
 	window := fs.Int("window", 4096, "most notifications in flight but not yet fully exchanged")
 	samples := fs.Int("idle-samples", 30, "notifications sent one at a time in the idle phase")
+	restartEntries := fs.Int("restart-entries", 0, "run the restart phase with a log of `N` entries (default 1,000,000 if -phases names restart)")
 	serveEcho := fs.String("serve-echo", "", "internal: serve the echo baseline on `ADDR` with the TLS configuration of -c's node, until interrupted")
 	nodeConfig := fs.String("c", "", "internal, with -serve-echo: the node configuration `file` whose certificate and CAs the echo server uses")
 	pos, err := env.parseFlags(fs, commands["bench"].usage, args)
@@ -69,7 +72,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	}
 	cfg := bench.Config{
 		Parties: *parties, Mediators: *mediators, Concurrency: *concurrency, Duration: *duration,
-		CheckpointInterval: *interval, Window: *window, IdleSamples: *samples,
+		CheckpointInterval: *interval, Window: *window, IdleSamples: *samples, RestartEntries: *restartEntries,
 		Progress: env.Stderr, Logger: env.Logger,
 		Scale: []int{},
 	}
@@ -89,10 +92,14 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	if len(cfg.Scale) == 0 {
-		cfg.Phases = without(cfg.Phases, bench.PhaseScale)
-	}
-	if len(cfg.Phases) == 0 {
-		return usageErrorf("no phases to run")
+		if len(cfg.Phases) == 0 {
+			cfg.Phases = without(bench.Phases, bench.PhaseScale)
+			if *restartEntries == 0 {
+				cfg.Phases = without(cfg.Phases, bench.PhaseRestart)
+			}
+		} else if cfg.Phases = without(cfg.Phases, bench.PhaseScale); len(cfg.Phases) == 0 {
+			return usageErrorf("no phases to run: -scale is empty")
+		}
 	}
 	if cfg.Binary, err = os.Executable(); err != nil {
 		return fmt.Errorf("couldn't find this executable, which runs the nodes: %w", err)

@@ -521,13 +521,21 @@ func runLogProve(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(tw, "leaf hash\t%s\n", base64.StdEncoding.EncodeToString(rfc6962.DefaultHasher.HashLeaf(e.GetEnvelope())))
 	fmt.Fprintf(tw, "tree size\t%d\n", cp.Size)
 	fmt.Fprintf(tw, "root\t%s\n", base64.StdEncoding.EncodeToString(cp.Hash))
-	fmt.Fprintf(tw, "proof\t%d hashes\n", len(resp.GetHashes()))
+	fmt.Fprintf(tw, "proof\t%s\n", hashCount(len(resp.GetHashes())))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	writeHashes(env.Stdout, resp.GetHashes())
 	fmt.Fprintln(env.Stdout, "inclusion proof verified")
 	return nil
+}
+
+// hashCount says how many hashes a proof has.
+func hashCount(n int) string {
+	if n == 1 {
+		return "1 hash"
+	}
+	return fmt.Sprintf("%d hashes", n)
 }
 
 func writeHashes(w io.Writer, hashes [][]byte) {
@@ -595,7 +603,7 @@ func runLogConsistency(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(tw, "origin\t%s\n", newer.Origin)
 	fmt.Fprintf(tw, "old\tsize %d, root %s\n", older.Size, base64.StdEncoding.EncodeToString(older.Hash))
 	fmt.Fprintf(tw, "new\tsize %d, root %s\n", newer.Size, base64.StdEncoding.EncodeToString(newer.Hash))
-	fmt.Fprintf(tw, "proof\t%d hashes\n", len(hashes))
+	fmt.Fprintf(tw, "proof\t%s\n", hashCount(len(hashes)))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -1,12 +1,12 @@
 // Package bench is Parley's benchmark harness (parley bench): it starts
-// whole networks on loopback, with each party's node a separate process of
-// the parley binary writing a durable, fsynced Tessera log and the
-// mediators' witnesses in this process, drives them with concurrent
-// operator clients over mutual TLS, and measures them against a bare
-// grpc-go mutual TLS echo server driven by the same client code at the same
-// concurrency in the same run.
+// whole networks on loopback, each party's node and each mediator a
+// separate process of the parley binary, every node writing a durable,
+// fsynced Tessera log whose checkpoints the mediators witness; drives them
+// with concurrent operator clients over mutual TLS; and measures them
+// against a bare grpc-go mutual TLS echo server driven by the same client
+// code at the same concurrency in the same run.
 //
-// A run has up to four phases, each on a network of its own:
+// A run has up to five phases, each on a network of its own:
 //
 //   - accept: acceptance at one node (Submit until durable) against the echo
 //     baseline; only that node runs, so the figure is acceptance alone.
@@ -15,6 +15,8 @@
 //   - idle: one notification at a time on an idle network: until the sender
 //     holds every receipt, and until a witnessed checkpoint covers it.
 //   - scale: the exchange phase for several network sizes.
+//   - restart (opt-in): one node's memory under sustained load and with a
+//     large log, and its start-up time with that log.
 //
 // Throughput and latency come from the clients; CPU time and peak RSS of
 // every process from /proc (Linux only). docs/performance.md explains every
@@ -51,10 +53,12 @@ const (
 	PhaseExchange Phase = "exchange"
 	PhaseIdle     Phase = "idle"
 	PhaseScale    Phase = "scale"
+	PhaseRestart  Phase = "restart"
 )
 
-// Phases lists every phase in run order.
-var Phases = []Phase{PhaseAccept, PhaseExchange, PhaseIdle, PhaseScale}
+// Phases lists every phase in run order. A run takes all but
+// PhaseRestart unless told otherwise.
+var Phases = []Phase{PhaseAccept, PhaseExchange, PhaseIdle, PhaseScale, PhaseRestart}
 
 // Config configures a run.
 type Config struct {
@@ -68,8 +72,9 @@ type Config struct {
 	// Parties is the number of parties of the accept, exchange and idle
 	// networks. Default 3, at least 2.
 	Parties int
-	// Mediators is the number of mediators, all witnessing (quorum: all of
-	// them). Default 1; 0 runs without witnesses.
+	// Mediators is the number of mediators, each a process that witnesses,
+	// mirrors and audits every node's log (quorum: all of them). Default 1;
+	// 0 runs without witnesses.
 	Mediators int
 	// Concurrency is the number of concurrent operator clients, each with
 	// its own connection. Default 16.
@@ -92,11 +97,15 @@ type Config struct {
 	// Scale lists the network sizes (parties) of the scale phase. Default
 	// 3, 5 and 9.
 	Scale []int
-	// Phases selects the phases to run. Default: all of Phases.
+	// Phases selects the phases to run. Default: all of Phases but
+	// PhaseRestart, which is added when RestartEntries is set.
 	Phases []Phase
+	// RestartEntries is the log size phase restart fills a node's log to
+	// before restarting it. Default 1,000,000.
+	RestartEntries int
 	// Progress receives a progress line every second. Optional.
 	Progress io.Writer
-	// Logger receives the witnesses' logs and warnings. Default: discard.
+	// Logger receives warnings. Default: discard.
 	Logger *slog.Logger
 }
 
@@ -156,7 +165,16 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	if len(c.Phases) == 0 {
-		c.Phases = Phases
+		c.Phases = slices.Clone(Phases[:len(Phases)-1])
+		if c.RestartEntries > 0 {
+			c.Phases = slices.Clone(Phases)
+		}
+	}
+	if c.RestartEntries == 0 {
+		c.RestartEntries = 1_000_000
+	}
+	if c.RestartEntries < 0 {
+		errs = append(errs, fmt.Errorf("restart entries: got %d, want a positive count", c.RestartEntries))
 	}
 	for _, p := range c.Phases {
 		if !slices.Contains(Phases, p) {
@@ -186,8 +204,10 @@ type Report struct {
 	Idle *Idle `json:"idle,omitempty"`
 	// Scale is phase scale: one exchange measurement per network size.
 	Scale []*Exchange `json:"scale,omitempty"`
-	// Harness is the resource use of the harness process itself (clients
-	// and witnesses) over the whole run.
+	// Restart is phase restart, nil if not run.
+	Restart *Restart `json:"restart,omitempty"`
+	// Harness is the resource use of the harness process itself (the
+	// clients) over the whole run.
 	Harness *Process `json:"harness,omitempty"`
 }
 
@@ -216,6 +236,7 @@ type Settings struct {
 	IdleSamples          int      `json:"idle_samples"`
 	Scale                []int    `json:"scale"`
 	Phases               []Phase  `json:"phases"`
+	RestartEntries       int      `json:"restart_entries,omitempty"`
 	Dir                  string   `json:"dir"`
 	Notes                []string `json:"notes,omitempty"`
 }
@@ -370,6 +391,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		},
 		Started: time.Now().UTC(),
 	}}
+	if slices.Contains(cfg.Phases, PhaseRestart) {
+		r.report.Settings.RestartEntries = cfg.RestartEntries
+	}
 	if r.report.Machine.FileSystem == "tmpfs" {
 		note := fmt.Sprintf("%s is on tmpfs: fsync costs nothing there, so durability is not measured", cfg.Dir)
 		r.report.Settings.Notes = append(r.report.Settings.Notes, note)
@@ -413,6 +437,8 @@ func (r *runner) run(ctx context.Context) error {
 					break
 				}
 			}
+		case PhaseRestart:
+			r.report.Restart, err = r.restart(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("phase %s: %w", p, err)

@@ -3,7 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -116,74 +116,19 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// benchNetwork starts a two-party network with one mediator in this
-// process.
-func benchNetwork(b *testing.B) *localnet.Running {
-	b.Helper()
-	n, err := localnet.Generate(b.Context(), localnet.Options{Dir: b.TempDir(), Parties: []string{"alpha", "bravo"}, CheckpointInterval: time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := n.Start(context.WithoutCancel(b.Context()), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(r.Stop)
-	return r
-}
-
-// benchSubmit runs Submit from 16 goroutines (8 per CPU at 2 CPUs), each
-// with its own client from dial, and reports throughput and latency.
-func benchSubmit(b *testing.B, dial func() (*client.Client, error)) {
-	var (
-		mu     sync.Mutex
-		all    histogram
-		worker atomic.Int64
-	)
-	b.SetParallelism(8)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		c, err := dial()
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer c.Close()
-		w := int(worker.Add(1))
-		var h histogram
-		for i := 0; pb.Next(); i++ {
-			t := time.Now()
-			if _, err := c.Notify(b.Context(), notification("alpha", w, i)); err != nil {
-				b.Error(err)
-				return
-			}
-			h.add(time.Since(t))
-		}
-		mu.Lock()
-		all.merge(&h)
-		mu.Unlock()
-	})
-	b.StopTimer()
-	l := all.latency()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-	b.ReportMetric(l.P50, "p50-ms")
-	b.ReportMetric(l.P99, "p99-ms")
-}
-
-// BenchmarkSubmit measures SubmissionService.Submit through a real node in
-// this process, over mutual TLS: sign, verify, durable log and state. Its
-// baseline is BenchmarkEcho; parley bench measures both as processes.
-func BenchmarkSubmit(b *testing.B) {
-	r := benchNetwork(b)
-	benchSubmit(b, func() (*client.Client, error) { return r.Operator(b.Context(), "alpha") })
-}
-
-// BenchmarkEcho measures the echo baseline with alpha's node certificate
-// and TLS configuration, driven exactly as BenchmarkSubmit drives the node.
+// BenchmarkEcho measures the echo baseline in this process, with alpha's
+// node certificate and TLS configuration, from 1, 16 and 64 goroutines
+// sharing one client: the baseline of internal/e2e's BenchmarkDurableAppend,
+// which drives a real node the same way. parley bench measures both as
+// processes.
+//
+//	go test ./internal/bench -run '^$' -bench Echo
 func BenchmarkEcho(b *testing.B) {
-	r := benchNetwork(b)
-	p := r.Parties["alpha"]
+	n, err := localnet.Generate(b.Context(), localnet.Options{Dir: b.TempDir(), Parties: []string{"alpha", "bravo"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := n.Parties["alpha"]
 	tlsCfg, a, party, err := nodeTLS(p.ConfigFile)
 	if err != nil {
 		b.Fatal(err)
@@ -192,10 +137,45 @@ func BenchmarkEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := NewEchoServer(tlsCfg, a.ID, party, "")
+	srv := NewEchoServer(tlsCfg, a.ID, party, a.Parties[0].Keys[0].ID)
 	go func() { _ = srv.Serve(l) }()
-	b.Cleanup(srv.Stop)
-	benchSubmit(b, func() (*client.Client, error) {
-		return client.Dial(b.Context(), client.Config{Address: l.Addr().String(), CertFile: p.OperatorCert, KeyFile: p.OperatorKey, CAFiles: r.CAFiles(), Party: party})
-	})
+	defer srv.Stop()
+	c, err := client.Dial(b.Context(), client.Config{Address: l.Addr().String(), CertFile: p.OperatorCert, KeyFile: p.OperatorKey, CAFiles: n.CAFiles(), Party: party})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for _, conc := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			var (
+				mu   sync.Mutex
+				all  histogram
+				next atomic.Int64
+				wg   sync.WaitGroup
+			)
+			b.ResetTimer()
+			for w := range conc {
+				wg.Go(func() {
+					var h histogram
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						t := time.Now()
+						if _, err := c.Notify(b.Context(), notification(party, w, int(i))); err != nil {
+							b.Error(err)
+							return
+						}
+						h.add(time.Since(t))
+					}
+					mu.Lock()
+					all.merge(&h)
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			lat := all.latency()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			b.ReportMetric(lat.P50, "p50-ms")
+			b.ReportMetric(lat.P99, "p99-ms")
+		})
+	}
 }

@@ -168,7 +168,8 @@ func drive(ctx context.Context, name string, workers []op, gate func(context.Con
 }
 
 // startProgress writes "bench: NAME  ELAPSED/TOTAL  STATUS" to w every
-// second until the returned function is called. A nil w writes nothing.
+// second until the returned function is called (TOTAL only if not 0). A nil
+// w writes nothing.
 func startProgress(name string, start time.Time, total time.Duration, w io.Writer, status func() string) (stop func()) {
 	if w == nil {
 		return func() {}
@@ -183,7 +184,11 @@ func startProgress(name string, start time.Time, total time.Duration, w io.Write
 			case <-done:
 				return
 			case <-t.C:
-				fmt.Fprintf(w, "bench: %-22s %4.0fs/%.0fs  %s\n", name, time.Since(start).Seconds(), total.Seconds(), status())
+				limit := ""
+				if total > 0 {
+					limit = fmt.Sprintf("/%.0fs", total.Seconds())
+				}
+				fmt.Fprintf(w, "bench: %-22s %4.0fs%s  %s\n", name, time.Since(start).Seconds(), limit, status())
 			}
 		}
 	})

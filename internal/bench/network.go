@@ -41,22 +41,24 @@ func mediatorIDs(n int) []string {
 	return ids
 }
 
-// network is a generated network whose mediators' witnesses run in this
-// process and whose nodes run as separate processes of cfg.Binary.
+// network is a generated network whose mediators and nodes run as separate
+// processes of cfg.Binary.
 type network struct {
 	*localnet.Network
 	cfg       *Config
 	dir       string
-	witnesses *localnet.Running
+	mediators []*child
 	nodes     map[string]*localnet.Process
 	order     []string // started nodes, in start order
 	logs      []*os.File
-	echo      *echoProcess
+	echo      *child
+	echoAddr  string
 }
 
-// startNetwork generates a network of parties parties under dir, starts
-// its witnesses in this process and the nodes of start (all parties if
-// nil) as processes, each waited for until healthy.
+// startNetwork generates a network of parties parties under dir, starts its
+// mediators and then the nodes of start (all parties if nil) as processes,
+// each node waited for until healthy (which needs the witnesses: a new node
+// waits for its first checkpoint to be cosigned).
 func startNetwork(ctx context.Context, cfg *Config, dir string, parties int, start []string) (*network, error) {
 	ln, err := localnet.Generate(ctx, localnet.Options{
 		Dir:                dir,
@@ -69,9 +71,11 @@ func startNetwork(ctx context.Context, cfg *Config, dir string, parties int, sta
 		return nil, fmt.Errorf("couldn't generate a network of %d parties: %w", parties, err)
 	}
 	n := &network{Network: ln, cfg: cfg, dir: dir, nodes: map[string]*localnet.Process{}}
-	n.witnesses, err = ln.StartWitnesses(ctx, quiet(cfg.Logger))
-	if err != nil {
-		return nil, fmt.Errorf("couldn't start the witnesses: %w", err)
+	for _, id := range ln.MediatorIDs {
+		if err := n.startMediator(ctx, id); err != nil {
+			n.stop()
+			return nil, err
+		}
 	}
 	if start == nil {
 		start = ln.PartyIDs
@@ -82,7 +86,35 @@ func startNetwork(ctx context.Context, cfg *Config, dir string, parties int, sta
 			return nil, err
 		}
 	}
+	// Parties not started refuse connections instead of leaving their
+	// peers' handshakes hanging on a reserved port.
+	for _, id := range ln.PartyIDs {
+		for _, l := range []string{id, "tiles/" + id} {
+			if l, ok := ln.Listener(l); ok {
+				_ = l.Close()
+			}
+		}
+	}
 	return n, nil
+}
+
+// startMediator runs mediator id (parley mediator -c FILE) and waits until
+// its port accepts connections.
+func (n *network) startMediator(ctx context.Context, id string) error {
+	m := n.Mediators[id]
+	if l, ok := n.Listener("mediator/" + id); ok {
+		_ = l.Close()
+	}
+	f, err := n.logFile("mediator-" + id)
+	if err != nil {
+		return err
+	}
+	c, err := startChild("mediator "+id, n.cfg.Binary, []string{"mediator", "-c", m.ConfigFile}, f)
+	if err != nil {
+		return err
+	}
+	n.mediators = append(n.mediators, c)
+	return c.awaitPort(ctx, m.Address)
 }
 
 // startNode starts party's node process, its output to dir/logs/<party>.log.
@@ -113,8 +145,8 @@ func (n *network) logFile(name string) (*os.File, error) {
 	return f, nil
 }
 
-// stop ends the echo server, the nodes (SIGTERM, then SIGKILL after 30 s)
-// and the witnesses.
+// stop ends the echo server, the nodes and then the mediators (SIGTERM,
+// then SIGKILL if they do not stop in time).
 func (n *network) stop() {
 	if n.echo != nil {
 		n.echo.stop()
@@ -124,10 +156,10 @@ func (n *network) stop() {
 		_ = n.nodes[n.order[i]].Stop()
 	}
 	n.order = nil
-	if n.witnesses != nil {
-		n.witnesses.Stop()
-		n.witnesses = nil
+	for _, m := range n.mediators {
+		m.stop()
 	}
+	n.mediators = nil
 	for _, f := range n.logs {
 		_ = f.Close()
 	}
@@ -163,11 +195,73 @@ func closeAll(cs []*client.Client) {
 	}
 }
 
-// echoProcess is the baseline server running as a process of cfg.Binary.
-type echoProcess struct {
-	addr string
+// child is a process of cfg.Binary other than a node: a mediator or the
+// echo baseline.
+type child struct {
+	name string
+	out  string // the file with its output
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// startChild starts bin with args, its output to out. The child is killed
+// if this process dies first.
+func startChild(name, bin string, args []string, out *os.File) (*child, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("couldn't start %s: %w", name, err)
+	}
+	c := &child{name: name, out: out.Name(), cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+// awaitPort waits up to 30 s until addr accepts TCP connections.
+func (c *child) awaitPort(ctx context.Context, addr string) error {
+	return c.await(ctx, func(ctx context.Context) error {
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	})
+}
+
+// await calls ready every 50 ms until it succeeds, for up to 30 s, or the
+// child exits.
+func (c *child) await(ctx context.Context, ready func(context.Context) error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := ready(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s not ready after 30s (its output is in %s): %w", c.name, c.out, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return fmt.Errorf("%s exited: %v (its output is in %s)", c.name, c.cmd.ProcessState, c.out)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop ends the child with SIGTERM, or SIGKILL after 15 s.
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
 }
 
 // startEcho runs the baseline next to party's node, with that node's
@@ -183,62 +277,36 @@ func (n *network) startEcho(ctx context.Context, party string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(n.cfg.Binary, EchoArgs(addr, n.Parties[party].ConfigFile)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("couldn't start the echo server: %w", err)
+	e, err := startChild("echo server", n.cfg.Binary, EchoArgs(addr, n.Parties[party].ConfigFile), f)
+	if err != nil {
+		return err
 	}
-	e := &echoProcess{addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(e.done) }()
-	n.echo = e
+	n.echo, n.echoAddr = e, addr
 	c, err := n.echoClient(ctx, party)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ok, err := c.Healthy(hctx, "")
-		cancel()
-		switch {
-		case ok:
-			return nil
-		case time.Now().After(deadline):
-			return fmt.Errorf("echo server not answering after 30s (its output is in %s): %w", f.Name(), err)
+	return e.await(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		ok, err := c.Healthy(ctx, "")
+		if err == nil && !ok {
+			err = errors.New("not serving")
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.done:
-			return fmt.Errorf("echo server exited: %v (its output is in %s)", cmd.ProcessState, f.Name())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return err
+	})
 }
 
 // echoClient dials the baseline exactly as operator dials party's node:
 // same certificate, CAs and expected server identity.
 func (n *network) echoClient(ctx context.Context, party string) (*client.Client, error) {
 	p := n.Parties[party]
-	c, err := client.Dial(ctx, client.Config{Address: n.echo.addr, CertFile: p.OperatorCert, KeyFile: p.OperatorKey, CAFiles: n.CAFiles(), Party: party})
+	c, err := client.Dial(ctx, client.Config{Address: n.echoAddr, CertFile: p.OperatorCert, KeyFile: p.OperatorKey, CAFiles: n.CAFiles(), Party: party})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't dial the echo server: %w", err)
 	}
 	return c, nil
-}
-
-func (e *echoProcess) pid() int { return e.cmd.Process.Pid }
-
-func (e *echoProcess) stop() {
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.done
-	}
 }
 
 // EchoArgs are the arguments of Config.Binary that serve the baseline on
@@ -253,17 +321,21 @@ type proc struct {
 	pid  int
 }
 
-// procs are the processes of the started nodes, in start order.
+// procs are the processes of the started nodes, in start order, then of
+// the mediators.
 func (n *network) procs() []proc {
 	var ps []proc
 	for _, id := range n.order {
 		ps = append(ps, proc{name: "node " + id, pid: n.nodes[id].PID()})
 	}
+	for _, m := range n.mediators {
+		ps = append(ps, proc{name: m.name, pid: m.pid()})
+	}
 	return ps
 }
 
-// selfProc is this process: the clients and the witnesses.
-func selfProc() proc { return proc{name: "harness (clients, witnesses)", pid: os.Getpid()} }
+// selfProc is this process: the clients.
+func selfProc() proc { return proc{name: "harness (clients)", pid: os.Getpid()} }
 
 // usage samples the CPU time of processes at the start of a measurement.
 type usage struct {
@@ -319,31 +391,4 @@ func (u *usage) finish(ops int64) ([]Process, error) {
 // logf reports a problem that does not stop the run.
 func (c *Config) logf(msg string, args ...any) {
 	c.Logger.Log(context.Background(), slog.LevelWarn, msg, args...)
-}
-
-// quiet returns l without its info records (a witness logs every
-// cosignature), unless l is at debug level.
-func quiet(l *slog.Logger) *slog.Logger {
-	if l.Enabled(context.Background(), slog.LevelDebug) {
-		return l
-	}
-	return slog.New(minLevel{Handler: l.Handler(), min: slog.LevelWarn})
-}
-
-// minLevel is a handler that drops records below min.
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

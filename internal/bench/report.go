@@ -89,8 +89,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "exchange: %s\n", x.Reason)
 		}
 	}
+	if x := r.Restart; x != nil {
+		fmt.Fprintf(&b, "\n5. One node with a log of %d entries (filled in %.0fs by %d clients, %d errors)\n", x.Entries, x.FillSeconds, x.FillConcurrency, x.FillErrors)
+		tw := table(&b, "figure\tvalue\ttarget\t")
+		fmt.Fprintf(tw, "peak RSS while filling (sustained load)\t%.1f MiB\t%s\t\n", x.FilledRSSMiB, x.RSSTarget)
+		fmt.Fprintf(tw, "start-up until serving (reconcile included)\t%.2f s\t%s\t%s\n", x.StartSeconds, x.StartTarget, metOrMissed(x.StartMet))
+		fmt.Fprintf(tw, "peak RSS after start-up\t%.1f MiB\t%s\t\n", x.StartedRSSMiB, x.RSSTarget)
+		if l := x.Load; l != nil && len(l.Processes) > 0 {
+			fmt.Fprintf(tw, "then under load: %.0f ops/s, p50 %s ms, p99 %s ms; peak RSS\t%.1f MiB\t%s\t%s\n", l.Throughput, f2(l.Latency.P50), f2(l.Latency.P99), l.Processes[0].PeakRSSMiB, x.RSSTarget, metOrMissed(x.RSSMet))
+		}
+		tw.Flush()
+	}
 	if h := r.Harness; h != nil {
-		fmt.Fprintf(&b, "\nharness process (clients, witnesses): %.1f CPU s over the run, peak RSS %.1f MiB\n", h.CPUSeconds, h.PeakRSSMiB)
+		fmt.Fprintf(&b, "\nharness process (clients): %.1f CPU s over the run, peak RSS %.1f MiB\n", h.CPUSeconds, h.PeakRSSMiB)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -148,7 +148,7 @@ func (c *Mediator) Build(logger *slog.Logger) (mediator.ServerConfig, error) {
 		return mediator.ServerConfig{}, fmt.Errorf("couldn't load the mediator certificate: %w", err)
 	}
 	if id := kp.Identity(); id.Party != c.ID || id.Role != certs.RoleMediator {
-		return mediator.ServerConfig{}, fmt.Errorf("mediator certificate is for %s, want spiffe://%s/mediator/...", id, c.ID)
+		return mediator.ServerConfig{}, fmt.Errorf("mediator certificate is for %s, want a spiffe://%s/mediator/<name> identity", id, c.ID)
 	}
 	cfg := mediator.ServerConfig{
 		Agreement: f, ID: c.ID, Signer: signer, DataDir: c.DataDir,

@@ -37,10 +37,17 @@ type Limits struct {
 	KeepaliveTimeout string `yaml:"keepalive_timeout,omitempty"`
 	// RatePerParty is how many calls per second, sustained, all the
 	// certificates of one trust domain (a party or a mediator) may make
-	// together; calls above it fail with RESOURCE_EXHAUSTED, and entries
-	// a peer streams to the node wait for it. Health checks are not
-	// limited. Default 100; -1 disables the limit.
+	// together; calls above it fail with RESOURCE_EXHAUSTED. Health checks
+	// are not limited. Default 100; -1 disables this limit and the entry
+	// limit.
 	RatePerParty float64 `yaml:"rate_per_party,omitempty"`
+	// EntryRatePerParty is how many entries per second, sustained, one
+	// trust domain's nodes may stream to this node (delivery); above it
+	// they wait, slowed down by flow control. Default 5000.
+	EntryRatePerParty float64 `yaml:"entry_rate_per_party,omitempty"`
+	// EntryBurstPerParty is how many streamed entries may arrive at once
+	// above the entry rate. Default 10000.
+	EntryBurstPerParty int `yaml:"entry_burst_per_party,omitempty"`
 	// BurstPerParty is how many calls a trust domain may make at once
 	// above the sustained rate. Default 200.
 	BurstPerParty int `yaml:"burst_per_party,omitempty"`
@@ -101,6 +108,8 @@ func (c *Node) ops() (opsSettings, error) {
 		KeepaliveTimeout:     duration("limits.keepalive_timeout", l.KeepaliveTimeout, time.Second),
 		RatePerParty:         l.RatePerParty,
 		BurstPerParty:        l.BurstPerParty,
+		EntryRatePerParty:    l.EntryRatePerParty,
+		EntryBurstPerParty:   l.EntryBurstPerParty,
 		ShutdownGrace:        duration("limits.shutdown_grace", l.ShutdownGrace, 0),
 	}
 	switch {
@@ -112,6 +121,10 @@ func (c *Node) ops() (opsSettings, error) {
 		errs = append(errs, fmt.Errorf("limits.rate_per_party: got %g, want a positive rate, or -1 for no limit", l.RatePerParty))
 	case l.BurstPerParty < 0:
 		errs = append(errs, fmt.Errorf("limits.burst_per_party: got %d, want a positive burst", l.BurstPerParty))
+	case l.EntryRatePerParty < 0:
+		errs = append(errs, fmt.Errorf("limits.entry_rate_per_party: got %g, want a positive rate", l.EntryRatePerParty))
+	case l.EntryBurstPerParty < 0:
+		errs = append(errs, fmt.Errorf("limits.entry_burst_per_party: got %d, want a positive burst", l.EntryBurstPerParty))
 	}
 	return s, errors.Join(errs...)
 }

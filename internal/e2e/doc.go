@@ -1,6 +1,7 @@
-// Package e2e holds end-to-end tests and benchmarks of whole networks on
-// loopback: crash safety of a node run as a separate process, publication
-// under a missing witness quorum, Tessera's fsck reading a node's tiles,
-// and the throughput and latency of durable appends and witnessed
-// publication. It has no code of its own.
+// Package e2e holds end-to-end suites that run real Parley networks on
+// loopback, built with internal/localnet, over real gRPC and mutual TLS:
+// among them the bad-input catalogue of issue 10 (every kind of hostile or
+// broken request a node must refuse, with the status it answers and proof
+// that nothing changed). The package has no API; everything is in its
+// tests.
 package e2e

@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fillConcurrency is how many clients fill the log in phase restart: more
+// than a measurement uses, since only the rate matters there.
+const fillConcurrency = 64
+
+// Restart is phase restart: a node's memory under sustained load and with
+// a large log, and its start-up time with that log.
+type Restart struct {
+	// Entries is the log size the node restarted with.
+	Entries int64 `json:"entries"`
+	// FillSeconds is how long submitting them took, with FillConcurrency
+	// clients; FillErrors counts failed submissions.
+	FillSeconds     float64 `json:"fill_seconds"`
+	FillConcurrency int     `json:"fill_concurrency"`
+	FillErrors      int64   `json:"fill_errors"`
+	// FilledRSSMiB is the peak RSS of the node that took every submission:
+	// under sustained load, ending with the whole log.
+	FilledRSSMiB float64 `json:"filled_peak_rss_mib"`
+	// StartSeconds is from starting the node process with the full log
+	// until it answers health checks as serving (reconcile included).
+	StartSeconds float64 `json:"start_seconds"`
+	// StartedRSSMiB is the peak RSS of the restarted node after start-up.
+	StartedRSSMiB float64 `json:"started_peak_rss_mib"`
+	// Load is acceptance at the restarted node, with Concurrency clients;
+	// its peak RSS is with the large log.
+	Load *Load `json:"load,omitempty"`
+	// Targets and whether they were met.
+	RSSTarget   string `json:"rss_target"`
+	RSSMet      bool   `json:"rss_met"`
+	StartTarget string `json:"start_target"`
+	StartMet    bool   `json:"start_met"`
+}
+
+// restart is phase restart: the first party's node alone takes cfg.Restart
+// submissions, is stopped and started again, and is measured under load.
+func (r *runner) restart(ctx context.Context) (*Restart, error) {
+	cfg := &r.cfg
+	party := partyIDs(1)[0]
+	n, err := startNetwork(ctx, cfg, filepath.Join(cfg.Dir, "restart"), cfg.Parties, []string{party})
+	if err != nil {
+		return nil, err
+	}
+	defer n.stop()
+	res := &Restart{FillConcurrency: fillConcurrency, RSSTarget: "≤ 200 MiB", StartTarget: "≤ 2 s"}
+	clients, err := n.operators(ctx, party, fillConcurrency)
+	if err != nil {
+		return nil, err
+	}
+	ops := submitOps(clients, party)
+	var (
+		done, failed atomic.Int64
+		wg           sync.WaitGroup
+	)
+	start := time.Now()
+	stop := startProgress("restart: fill", start, 0, cfg.Progress, func() string {
+		return fmt.Sprintf("entries %d/%d  errors %d", done.Load(), cfg.RestartEntries, failed.Load())
+	})
+	for _, o := range ops {
+		wg.Go(func() {
+			for done.Load() < int64(cfg.RestartEntries) && ctx.Err() == nil {
+				octx, cancel := context.WithTimeout(ctx, opTimeout)
+				err := o(octx)
+				cancel()
+				if err != nil {
+					if failed.Add(1) > 1000 {
+						return
+					}
+					continue
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	stop()
+	closeAll(clients)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.Entries, res.FillErrors, res.FillSeconds = done.Load(), failed.Load(), time.Since(start).Seconds()
+	if res.FillErrors > 1000 {
+		return res, fmt.Errorf("more than 1,000 submissions failed while filling the log")
+	}
+	node := n.nodes[party]
+	if rss, err := peakRSS(node.PID()); err == nil {
+		res.FilledRSSMiB = float64(rss) / (1 << 20)
+	}
+	if err := node.Stop(); err != nil {
+		return res, fmt.Errorf("couldn't stop node %s: %w", party, err)
+	}
+	t0 := time.Now()
+	if err := node.Restart(ctx, n.Network); err != nil {
+		return res, fmt.Errorf("couldn't restart node %s with %d entries: %w", party, res.Entries, err)
+	}
+	res.StartSeconds = time.Since(t0).Seconds()
+	if rss, err := peakRSS(node.PID()); err == nil {
+		res.StartedRSSMiB = float64(rss) / (1 << 20)
+	}
+	cs, err := n.operators(ctx, party, cfg.Concurrency)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(cs)
+	res.Load, err = r.measure(ctx, "restart: load", "node "+party, submitOps(cs, party), n.procs()[:1])
+	if err != nil {
+		return res, err
+	}
+	peak := max(res.FilledRSSMiB, res.StartedRSSMiB, res.Load.Processes[0].PeakRSSMiB)
+	res.RSSMet = peak <= 200 && peak > 0
+	res.StartMet = res.StartSeconds <= 2
+	return res, nil
+}
