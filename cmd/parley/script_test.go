@@ -25,8 +25,9 @@ func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"replace": cmdReplace,
-			"mode":    cmdMode,
+			"replace":    cmdReplace,
+			"mode":       cmdMode,
+			"corruptsig": cmdCorruptSig,
 		},
 	})
 }
@@ -44,6 +45,33 @@ func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	data = strings.Replace(data, args[1], args[2], 1)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(data), 0o644))
+}
+
+// cmdCorruptSig changes the first character of PARTY's signature in an
+// agreement FILE, whatever the (random) signature bytes are.
+func cmdCorruptSig(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: corruptsig FILE PARTY")
+	}
+	lines := strings.Split(ts.ReadFile(args[0]), "\n")
+	inParty := false
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "- party: ") {
+			inParty = t == "- party: "+args[1]
+		}
+		if inParty && strings.HasPrefix(t, "sig: ") {
+			j := strings.Index(l, "sig: ") + len("sig: ")
+			c := byte('A')
+			if l[j] == 'A' {
+				c = 'B'
+			}
+			lines[i] = l[:j] + string(c) + l[j+1:]
+			ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.Join(lines, "\n")), 0o644))
+			return
+		}
+	}
+	ts.Fatalf("no signature of %s in %s", args[1], args[0])
 }
 
 func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
