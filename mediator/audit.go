@@ -101,8 +101,6 @@ type auditLog struct {
 	cpRaw []byte
 	// digests maps an envelope digest to its index in this log.
 	digests map[[32]byte]uint64
-	// bySeq maps (sender, seq) to the index in this log.
-	bySeq map[feedPos]uint64
 }
 
 type feedPos struct {
@@ -118,9 +116,26 @@ type auditor struct {
 	rep    *Report
 	logs   []*auditLog // in party order
 	byID   map[string]*auditLog
-	where  map[[32]byte][]location // envelope digest -> where it is logged
-	raw    map[[32]byte][]byte     // envelope digest -> envelope
 	parsed map[[32]byte]verifier.Result
+}
+
+// where returns where the envelope with digest d is logged.
+func (ad *auditor) where(d [32]byte) []location {
+	var out []location
+	for _, l := range ad.logs {
+		if i, ok := l.digests[d]; ok {
+			out = append(out, location{l, i})
+		}
+	}
+	return out
+}
+
+// raw returns the envelope with digest d, if a log holds it.
+func (ad *auditor) raw(d [32]byte) ([]byte, bool) {
+	if locs := ad.where(d); len(locs) > 0 {
+		return locs[0].log.raws[locs[0].index], true
+	}
+	return nil, false
 }
 
 type location struct {
@@ -146,7 +161,7 @@ func Audit(in AuditInput) (*Report, error) {
 	}
 	ad := &auditor{
 		in: in, a: a, v: v, rep: newReport(in), byID: map[string]*auditLog{},
-		where: map[[32]byte][]location{}, raw: map[[32]byte][]byte{}, parsed: map[[32]byte]verifier.Result{},
+		parsed: map[[32]byte]verifier.Result{},
 	}
 	if err := ad.loadLogs(); err != nil {
 		return nil, err
@@ -172,8 +187,8 @@ func (ad *auditor) loadLogs() error {
 			ad.rep.problem("no mirror of %s's log", p.ID)
 			continue
 		}
-		l := &auditLog{party: p.ID, origin: p.LogOrigin, ml: ml, digests: map[[32]byte]uint64{}, bySeq: map[feedPos]uint64{}}
 		size := ml.Size()
+		l := &auditLog{party: p.ID, origin: p.LogOrigin, ml: ml, digests: make(map[[32]byte]uint64, size)}
 		raws, err := ml.Entries(0, size)
 		if err != nil {
 			return fmt.Errorf("couldn't audit %s's log: %w", p.ID, err)
@@ -187,13 +202,6 @@ func (ad *auditor) loadLogs() error {
 			l.peeks[i] = pk
 			if _, dup := l.digests[d]; !dup {
 				l.digests[d] = uint64(i)
-			}
-			if _, dup := l.bySeq[feedPos{pk.sender, pk.seq}]; !dup && pk.sender != "" {
-				l.bySeq[feedPos{pk.sender, pk.seq}] = uint64(i)
-			}
-			ad.where[d] = append(ad.where[d], location{l, uint64(i)})
-			if _, ok := ad.raw[d]; !ok {
-				ad.raw[d] = raw
 			}
 		}
 		sum := LogSummary{Party: p.ID, Origin: p.LogOrigin, Size: size}
@@ -338,7 +346,7 @@ func (ad *auditor) equivocation(sender string, seq uint64, first, second []byte,
 	for i, raw := range [][]byte{first, second} {
 		d := envelope.Digest(raw)
 		ee := EvidenceEnvelope{Role: []string{"first", "second"}[i], Sender: sender, Seq: seq, Digest: hex.EncodeToString(d[:]), Envelope: raw}
-		for _, loc := range ad.where[d] {
+		for _, loc := range ad.where(d) {
 			ee.FoundIn = append(ee.FoundIn, ad.locate(loc))
 		}
 		e.Envelopes = append(e.Envelopes, ee)
@@ -465,9 +473,9 @@ func (ad *auditor) omission(l *auditLog, index uint64, ack *parleyv1.Acknowledge
 	}
 	e.Envelopes = append(e.Envelopes, EvidenceEnvelope{Role: "receipt", Sender: l.party, Seq: rpk.seq, Digest: hex.EncodeToString(rd[:]),
 		Envelope: receipt, FoundIn: []Location{ad.locate(location{l, index})}})
-	if raw, ok := ad.raw[d]; ok {
+	if raw, ok := ad.raw(d); ok {
 		oe := EvidenceEnvelope{Role: "omitted", Sender: ack.GetSender(), Seq: ack.GetSeq(), Digest: hex.EncodeToString(d[:]), Envelope: raw}
-		for _, loc := range ad.where[d] {
+		for _, loc := range ad.where(d) {
 			oe.FoundIn = append(oe.FoundIn, ad.locate(loc))
 		}
 		e.Envelopes = append(e.Envelopes, oe)

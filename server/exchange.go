@@ -181,7 +181,7 @@ type exchange struct {
 	// cpMu serializes checkpoint checks.
 	cpMu sync.Mutex
 
-	// mu guards claims and fetched.
+	// mu guards claims, fetched and pulling.
 	mu sync.Mutex
 	// claims are acknowledgements, in peers' receipts, of entries this
 	// node did not hold yet: once it does, a different digest means the
@@ -190,6 +190,9 @@ type exchange struct {
 	// fetched are the conflicting entries already fetched from a peer,
 	// by peer: each is fetched once.
 	fetched map[string]map[feedKey]bool
+	// pulling are the feeds being pulled from some peer: the sync loops
+	// of other peers leave them alone meanwhile.
+	pulling map[string]bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -256,6 +259,7 @@ func newExchange(n *Node) (*exchange, error) {
 		own:     newOwnFeed(),
 		claims:  map[feedKey]claim{},
 		fetched: map[string]map[feedKey]bool{},
+		pulling: map[string]bool{},
 	}
 	x.rcpt = newReceipter(x)
 	return x, nil
@@ -334,9 +338,7 @@ func (x *exchange) stop() {
 		for _, c := range p.conns {
 			_ = c.Close()
 		}
-		p.conns = nil
 	}
-	x.peers = map[string]*peer{}
 }
 
 // accepted is called for every entry the node has made durable (not for

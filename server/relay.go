@@ -173,8 +173,20 @@ func (x *exchange) observeHeads(p *peer, heads *parleyv1.FeedHeadsResponse) {
 }
 
 // pull fetches sender's feed from seq from p and accepts it, in rounds of
-// pullLimit entries.
+// pullLimit entries, unless the feed is being pulled from another peer.
 func (x *exchange) pull(ctx context.Context, p *peer, sender string, from uint64) error {
+	x.mu.Lock()
+	busy := x.pulling[sender]
+	x.pulling[sender] = true
+	x.mu.Unlock()
+	if busy {
+		return nil
+	}
+	defer func() {
+		x.mu.Lock()
+		delete(x.pulling, sender)
+		x.mu.Unlock()
+	}()
 	for {
 		got, err := x.pullRound(ctx, p, sender, from)
 		if err != nil || got < pullLimit {

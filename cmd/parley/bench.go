@@ -55,6 +55,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	window := fs.Int("window", 4096, "most notifications in flight but not yet fully exchanged")
 	samples := fs.Int("idle-samples", 30, "notifications sent one at a time in the idle phase")
 	restartEntries := fs.Int("restart-entries", 0, "run the restart phase with a log of `N` entries (default 1,000,000 if -phases names restart)")
+	cpuProfile := fs.Bool("cpuprofile", false, "save a CPU profile of every loaded node during each load in DIR/profiles (needs -dir)")
 	serveEcho := fs.String("serve-echo", "", "internal: serve the echo baseline on `ADDR` with the TLS configuration of -c's node, until interrupted")
 	nodeConfig := fs.String("c", "", "internal, with -serve-echo: the node configuration `file` whose certificate and CAs the echo server uses")
 	pos, err := env.parseFlags(fs, commands["bench"].usage, args)
@@ -73,7 +74,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	cfg := bench.Config{
 		Parties: *parties, Mediators: *mediators, Concurrency: *concurrency, Duration: *duration,
 		CheckpointInterval: *interval, Window: *window, IdleSamples: *samples, RestartEntries: *restartEntries,
-		Progress: env.Stderr, Logger: env.Logger,
+		CPUProfile: *cpuProfile, Progress: env.Stderr, Logger: env.Logger,
 		Scale: []int{},
 	}
 	for s := range strings.SplitSeq(*scale, ",") {
@@ -103,6 +104,9 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	}
 	if cfg.Binary, err = os.Executable(); err != nil {
 		return fmt.Errorf("couldn't find this executable, which runs the nodes: %w", err)
+	}
+	if *cpuProfile && *dir == "" {
+		return usageErrorf("-cpuprofile needs -dir, where the profiles are kept")
 	}
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "parley-bench-")

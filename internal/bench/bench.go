@@ -103,6 +103,9 @@ type Config struct {
 	// RestartEntries is the log size phase restart fills a node's log to
 	// before restarting it. Default 1,000,000.
 	RestartEntries int
+	// CPUProfile saves a CPU profile of every loaded node during each load
+	// (from its admin port's /debug/pprof) under Dir/profiles.
+	CPUProfile bool
 	// Progress receives a progress line every second. Optional.
 	Progress io.Writer
 	// Logger receives warnings. Default: discard.
@@ -209,6 +212,8 @@ type Report struct {
 	// Harness is the resource use of the harness process itself (the
 	// clients) over the whole run.
 	Harness *Process `json:"harness,omitempty"`
+	// Profiles are the CPU profiles saved (Config.CPUProfile).
+	Profiles []string `json:"profiles,omitempty"`
 }
 
 // Machine describes the machine of a run.
@@ -333,6 +338,12 @@ type Messages struct {
 	ReceiptsPerNotification float64 `json:"receipts_per_notification"`
 	// AcksPerReceipt is the receipts' mean batch size.
 	AcksPerReceipt float64 `json:"acks_per_receipt"`
+	// PeerMessagesPerNotification is the gRPC messages between nodes
+	// (each direction counted: deliveries and their answers, pulls,
+	// feed-head and checkpoint calls), from the nodes' metrics, and
+	// DeliveredPerNotification the entries pushed on Deliver streams.
+	PeerMessagesPerNotification float64 `json:"peer_messages_per_notification"`
+	DeliveredPerNotification    float64 `json:"delivered_per_notification"`
 }
 
 // Idle is phase idle: one notification at a time.
@@ -556,7 +567,9 @@ func (r *runner) acceptance(ctx context.Context) (*Acceptance, error) {
 		return nil, err
 	}
 	defer closeAll(nodeClients)
+	profiled := r.startProfiles(ctx, n, "accept", []string{party})
 	node, err := r.measure(ctx, "accept: node "+party, "node "+party, submitOps(nodeClients, party), n.procs())
+	profiled()
 	if err != nil {
 		return nil, err
 	}
@@ -674,9 +687,12 @@ func (r *runner) driveExchange(ctx context.Context, name string, n *network, x *
 			}
 		}
 	}
+	before, scrapeErr := n.scrapeAll(ctx)
+	profiled := r.startProfiles(ctx, n, name, n.order)
 	u := startUsage(n.procs()...)
 	start := time.Now()
 	res := drive(ctx, name, ops, gate, cfg.Duration, cfg.Progress)
+	profiled()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -700,7 +716,15 @@ func (r *runner) driveExchange(ctx context.Context, name string, n *network, x *
 	}
 	hist, _, counts, mismatches := t.snapshot()
 	x.Latency, x.Mismatches = hist.latency(), mismatches
-	x.Messages = messagesOf(n.order, counts, int(submitted.Load())+len(ops))
+	x.Messages = messagesOf(n.order, counts, int(submitted.Load()))
+	after, err := n.scrapeAll(ctx)
+	if err = errors.Join(scrapeErr, err); err != nil {
+		cfg.logf("couldn't count the messages between nodes", "err", err)
+	} else if notes := float64(submitted.Load()); notes > 0 {
+		d := after.minus(before)
+		x.Messages.PeerMessagesPerNotification = (d.received + d.sent) / notes
+		x.Messages.DeliveredPerNotification = d.delivered / notes
+	}
 	if x.Available {
 		x.Holding = holding(ctx, n)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/client"
+	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
 )
 
@@ -53,6 +54,7 @@ type network struct {
 	logs      []*os.File
 	echo      *child
 	echoAddr  string
+	admin     map[string]string // party → its node's admin address
 }
 
 // startNetwork generates a network of parties parties under dir, starts its
@@ -70,7 +72,23 @@ func startNetwork(ctx context.Context, cfg *Config, dir string, parties int, sta
 	if err != nil {
 		return nil, fmt.Errorf("couldn't generate a network of %d parties: %w", parties, err)
 	}
-	n := &network{Network: ln, cfg: cfg, dir: dir, nodes: map[string]*localnet.Process{}}
+	n := &network{Network: ln, cfg: cfg, dir: dir, nodes: map[string]*localnet.Process{}, admin: map[string]string{}}
+	for _, id := range ln.PartyIDs {
+		addr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		n.admin[id] = addr
+		err = ln.UpdateNodeConfig(id, func(c *config.Node) {
+			// The per-party rate limits are policy, not capacity: lifted,
+			// or they, not the node, would be measured.
+			c.Limits.RatePerParty = -1
+			c.AdminListen = addr
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	for _, id := range ln.MediatorIDs {
 		if err := n.startMediator(ctx, id); err != nil {
 			n.stop()
@@ -267,12 +285,10 @@ func (c *child) stop() {
 // startEcho runs the baseline next to party's node, with that node's
 // certificate and TLS configuration, and waits until it answers.
 func (n *network) startEcho(ctx context.Context, party string) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freePort()
 	if err != nil {
-		return fmt.Errorf("couldn't reserve a port for the echo server: %w", err)
+		return err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
 	f, err := n.logFile("echo")
 	if err != nil {
 		return err
@@ -391,4 +407,14 @@ func (u *usage) finish(ops int64) ([]Process, error) {
 // logf reports a problem that does not stop the run.
 func (c *Config) logf(msg string, args ...any) {
 	c.Logger.Log(context.Background(), slog.LevelWarn, msg, args...)
+}
+
+// freePort returns a loopback address whose port was free a moment ago.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("couldn't find a free loopback port: %w", err)
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
 }

@@ -66,12 +66,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if len(r.Scale) > 0 {
 		fmt.Fprintf(&b, "\n4. Scaling: every node takes submissions, %d clients spread over the parties\n", r.Settings.Concurrency)
-		tw := table(&b, "parties\taccepted/s\tsubmit p50 ms\tsubmit p99 ms\texchanged/s\texchange p50 ms\texchange p99 ms\tlog entries/notif\tdeliveries/notif\treceipts/notif\tnodes' CPU s/1k\tmax node RSS MiB")
+		tw := table(&b, "parties\taccepted/s\tsubmit p50 ms\tsubmit p99 ms\texchanged/s\texchange p50 ms\texchange p99 ms\tlog entries/notif\treceived/notif\treceipts/notif\tpeer msgs/notif\tnodes' CPU s/1k\tmax node RSS MiB")
 		for _, x := range r.Scale {
 			var cpu, rss float64
 			for _, p := range x.Processes {
-				cpu += p.CPUPer1000
-				rss = max(rss, p.PeakRSSMiB)
+				if strings.HasPrefix(p.Name, "node ") {
+					cpu += p.CPUPer1000
+					rss = max(rss, p.PeakRSSMiB)
+				}
 			}
 			ex, p50, p99 := "n/a", "n/a", "n/a"
 			if x.Available {
@@ -81,8 +83,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if x.Submit != nil {
 				sub = *x.Submit
 			}
-			fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.3f\t%s\t%s\n", x.Parties, sub.Throughput, f2(sub.Latency.P50), f2(sub.Latency.P99),
-				ex, p50, p99, x.Messages.EntriesPerNotification, x.Messages.DeliveriesPerNotification, x.Messages.ReceiptsPerNotification, f3(cpu), f1(rss))
+			fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.3f\t%.2f\t%s\t%s\n", x.Parties, sub.Throughput, f2(sub.Latency.P50), f2(sub.Latency.P99),
+				ex, p50, p99, x.Messages.EntriesPerNotification, x.Messages.DeliveriesPerNotification, x.Messages.ReceiptsPerNotification,
+				x.Messages.PeerMessagesPerNotification, f3(cpu), f1(rss))
 		}
 		tw.Flush()
 		if x := r.Scale[0]; !x.Available {
@@ -103,16 +106,23 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if h := r.Harness; h != nil {
 		fmt.Fprintf(&b, "\nharness process (clients): %.1f CPU s over the run, peak RSS %.1f MiB\n", h.CPUSeconds, h.PeakRSSMiB)
 	}
+	for _, p := range r.Profiles {
+		fmt.Fprintf(&b, "CPU profile: %s\n", p)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 func writeExchange(b *strings.Builder, x *Exchange) {
 	sub := x.Submit
-	tw := table(b, "submitted/s\texchanged/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tbacklog\tdrain s\tlog entries/notif\tdeliveries/notif\treceipts/notif\tacks/receipt")
-	fmt.Fprintf(tw, "%.0f\t%.0f\t%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.3f\t%.1f\n", sub.Throughput, x.ExchangedPerSecond,
-		f2(x.Latency.P50), f2(x.Latency.P90), f2(x.Latency.P99), f2(x.Latency.Max), x.Backlog, x.DrainSeconds,
-		x.Messages.EntriesPerNotification, x.Messages.DeliveriesPerNotification, x.Messages.ReceiptsPerNotification, x.Messages.AcksPerReceipt)
+	tw := table(b, "submitted/s\texchanged/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tbacklog\tdrain s")
+	fmt.Fprintf(tw, "%.0f\t%.0f\t%s\t%s\t%s\t%s\t%d\t%.1f\n", sub.Throughput, x.ExchangedPerSecond,
+		f2(x.Latency.P50), f2(x.Latency.P90), f2(x.Latency.P99), f2(x.Latency.Max), x.Backlog, x.DrainSeconds)
+	tw.Flush()
+	m := x.Messages
+	tw = table(b, "per notification:\tlog entries\tentries received from peers\treceipts\tacks/receipt\tpeer gRPC messages\tDeliver messages")
+	fmt.Fprintf(tw, "\t%.2f\t%.2f\t%.3f\t%.1f\t%.2f\t%.2f\n", m.EntriesPerNotification, m.DeliveriesPerNotification,
+		m.ReceiptsPerNotification, m.AcksPerReceipt, m.PeerMessagesPerNotification, m.DeliveredPerNotification)
 	tw.Flush()
 	tw = table(b, "process\tCPU s\tCPU s/1k notifications\tpeak RSS MiB")
 	for _, p := range x.Processes {

@@ -60,6 +60,7 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	var (
 		done, failed atomic.Int64
 		wg           sync.WaitGroup
+		firstErr     atomic.Value
 	)
 	start := time.Now()
 	stop := startProgress("restart: fill", start, 0, cfg.Progress, func() string {
@@ -72,6 +73,7 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 				err := o(octx)
 				cancel()
 				if err != nil {
+					firstErr.CompareAndSwap(nil, err.Error())
 					if failed.Add(1) > 1000 {
 						return
 					}
@@ -89,7 +91,7 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	}
 	res.Entries, res.FillErrors, res.FillSeconds = done.Load(), failed.Load(), time.Since(start).Seconds()
 	if res.FillErrors > 1000 {
-		return res, fmt.Errorf("more than 1,000 submissions failed while filling the log")
+		return res, fmt.Errorf("more than 1,000 submissions failed while filling the log, the first with: %v", firstErr.Load())
 	}
 	node := n.nodes[party]
 	if rss, err := peakRSS(node.PID()); err == nil {
