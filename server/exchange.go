@@ -144,6 +144,10 @@ type ExchangeStats struct {
 	// CheckpointCalls is how many GetCheckpoint and GetConsistencyProof
 	// calls the node made.
 	CheckpointCalls uint64
+	// CheckpointsVerified is how many peer checkpoints verified against
+	// the agreement's keys and witness quorum, and were consistent with the
+	// last one kept or kept as fork evidence.
+	CheckpointsVerified uint64
 	// Receipts is how many receipts the node wrote, Acks how many
 	// acknowledgements they carried.
 	Receipts, Acks uint64
@@ -153,17 +157,18 @@ type ExchangeStats struct {
 func (n *Node) ExchangeStats() ExchangeStats {
 	s := &n.exch.stats
 	return ExchangeStats{
-		Delivered:       s.delivered.Load(),
-		Pulled:          s.pulled.Load(),
-		HeadsCalls:      s.heads.Load(),
-		CheckpointCalls: s.checkpoints.Load(),
-		Receipts:        s.receipts.Load(),
-		Acks:            s.acks.Load(),
+		Delivered:           s.delivered.Load(),
+		Pulled:              s.pulled.Load(),
+		HeadsCalls:          s.heads.Load(),
+		CheckpointCalls:     s.checkpoints.Load(),
+		CheckpointsVerified: s.verified.Load(),
+		Receipts:            s.receipts.Load(),
+		Acks:                s.acks.Load(),
 	}
 }
 
 type counters struct {
-	delivered, pulled, heads, checkpoints, receipts, acks atomic.Uint64
+	delivered, pulled, heads, checkpoints, verified, receipts, acks atomic.Uint64
 }
 
 // exchange is a node's side of the conversation with its peers. Its

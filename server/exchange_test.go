@@ -58,7 +58,9 @@ func holdings(t testing.TB, run *localnet.Running, party string) *localnet.Holdi
 }
 
 func TestExchangeDeliversAndReceipts(t *testing.T) {
-	run := startNetwork(t, localnet.Options{NoMediators: true, Exchange: fastExchange})
+	x := fastExchange
+	x.ReceiptDelay = "200ms" // batching is certain, however slow the machine
+	run := startNetwork(t, localnet.Options{Exchange: x})
 	ctx := context.Background()
 	alpha := operator(t, run, "alpha")
 	const n = 40
@@ -121,6 +123,18 @@ func TestExchangeDeliversAndReceipts(t *testing.T) {
 	stats := run.Nodes["alpha"].ExchangeStats()
 	if stats.Delivered < 2*n {
 		t.Errorf("alpha delivered %d envelopes, want at least %d", stats.Delivered, 2*n)
+	}
+	// Meanwhile every node checks its peers' witnessed checkpoints, and
+	// finds no fork or equivocation.
+	for _, id := range run.PartyIDs {
+		node := run.Nodes[id]
+		waitFor(t, 10*time.Second, id+" to verify its peers' checkpoints", func() (bool, error) {
+			return node.ExchangeStats().CheckpointsVerified >= 2, nil
+		})
+		evs, err := operator(t, run, id).Evidence(context.Background())
+		if err != nil || len(evs) != 0 {
+			t.Errorf("%s holds evidence %v (%v), want none", id, evs, err)
+		}
 	}
 }
 

@@ -128,6 +128,7 @@ func (n *Node) observeCheckpoint(ctx context.Context, party string, raw []byte, 
 	}
 	n.exch.cpMu.Lock()
 	defer n.exch.cpMu.Unlock()
+	n.exch.stats.verified.Add(1)
 	store := func() error {
 		if err := n.store.SetPeerCheckpoint(cp.Origin, raw); err != nil {
 			return fmt.Errorf("couldn't keep %s's checkpoint: %w", party, err)

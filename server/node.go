@@ -160,6 +160,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // whose first checkpoint could not be witnessed.
 const openLogRetry = time.Second
 
+// tesseraTreeState is where, in the log directory, Tessera's POSIX driver
+// keeps the tree state it writes when it creates a log (before publishing
+// its first checkpoint): its presence tells a witness failure from a
+// failure to create the log at all (bad configuration, permissions).
+const tesseraTreeState = ".state/treeState"
+
 // openLog opens the exchange log. Creating a log needs a witness quorum (see
 // New), so while a new log's first checkpoint is not published yet, a failed
 // attempt is retried until ctx ends. Tessera writes the empty tree state on
@@ -175,6 +181,9 @@ func openLog(ctx context.Context, cfg tlog.Config, logger *slog.Logger) (*tlog.L
 		}
 		if _, serr := os.Stat(filepath.Join(cfg.Dir, layout.CheckpointPath)); serr == nil {
 			return nil, err // an existing log: its failure has another cause
+		}
+		if _, serr := os.Stat(filepath.Join(cfg.Dir, tesseraTreeState)); serr != nil {
+			return nil, err // failed before creating the tree: not the witnesses
 		}
 		logger.WarnContext(ctx, "waiting for a witness quorum to cosign the new log's first checkpoint",
 			"quorum", cfg.Witnesses.Quorum, "witnesses", len(cfg.Witnesses.Witnesses), "attempt", attempt, "err", err)

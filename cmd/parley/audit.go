@@ -62,12 +62,14 @@ const exitMisbehaviour = 3
 func runAudit(ctx context.Context, env *Env, args []string) error {
 	fs := env.newFlagSet("audit")
 	var networkFile, mediatorID, cfgPath, dir, format, htmlFile, now string
+	var wait time.Duration
 	fs.StringVar(&networkFile, "network", "", "network.json `FILE` of a running network")
 	fs.StringVar(&mediatorID, "mediator", "", "with -network, the mediator `ID` to ask (default the first)")
 	fs.StringVar(&cfgPath, "c", "", "the mediator's configuration `FILE`")
 	fs.StringVar(&dir, "dir", "", "a mediator's data `DIR`, audited offline")
 	fs.StringVar(&format, "format", "text", "output `format`: text or json")
 	fs.StringVar(&htmlFile, "html", "", "also write the report as a self-contained HTML `FILE`")
+	fs.DurationVar(&wait, "wait", 0, "with -network or -c, keep trying to reach the mediator for up to `DURATION`")
 	fs.StringVar(&now, "now", "", "RFC 3339 `TIME` at which deadlines are judged (default now)")
 	if _, err := env.parseFlags(fs, auditUsage, args); err != nil {
 		return err
@@ -93,11 +95,14 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 	case dir != "":
 		rep, err = mediator.AuditDir(dir, at)
 	case cfgPath != "":
-		rep, err = auditFromConfig(ctx, cfgPath, at, now != "")
+		var src *reportSource
+		if src, err = sourceFromConfig(cfgPath); err == nil {
+			rep, err = src.fetchWaiting(ctx, at, now != "", wait)
+		}
 	default:
 		var src *reportSource
 		if src, err = sourceFromNetwork(networkFile, mediatorID); err == nil {
-			rep, err = src.fetch(ctx, at, now != "")
+			rep, err = src.fetchWaiting(ctx, at, now != "", wait)
 		}
 	}
 	if err != nil {
@@ -173,8 +178,8 @@ func sourceFromNetwork(path, id string) (*reportSource, error) {
 	return nil, fmt.Errorf("%s lists no mediator %q", path, id)
 }
 
-// auditFromConfig asks the mediator of a configuration file.
-func auditFromConfig(ctx context.Context, path string, now time.Time, setNow bool) (*mediator.Report, error) {
+// sourceFromConfig returns the mediator of a configuration file.
+func sourceFromConfig(path string) (*reportSource, error) {
 	c, err := config.LoadMediator(path)
 	if err != nil {
 		return nil, err
@@ -187,8 +192,25 @@ func auditFromConfig(ctx context.Context, path string, now time.Time, setNow boo
 	if !ok {
 		return nil, fmt.Errorf("%q is not a mediator of agreement %q", c.ID, f.Agreement.ID)
 	}
-	src := &reportSource{agreementFile: c.Agreement, certFile: c.TLS.Cert, keyFile: c.TLS.Key, mediator: c.ID, url: m.WitnessEndpoint}
-	return src.fetch(ctx, now, setNow)
+	return &reportSource{agreementFile: c.Agreement, certFile: c.TLS.Cert, keyFile: c.TLS.Key, mediator: c.ID, url: m.WitnessEndpoint}, nil
+}
+
+// fetchWaiting is fetch, tried again for up to wait while the mediator
+// cannot be reached (it may be starting).
+func (s *reportSource) fetchWaiting(ctx context.Context, now time.Time, setNow bool, wait time.Duration) (*mediator.Report, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		rep, err := s.fetch(ctx, now, setNow)
+		var unreachable *url.Error
+		if err == nil || !errors.As(err, &unreachable) || time.Now().After(deadline) {
+			return rep, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // fetch asks the mediator for a fresh report over mutual TLS.

@@ -72,6 +72,13 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintln(out)
 	sc := &scenario{out: out, net: net}
 	sc.run(ctx)
+	fmt.Fprintln(out, "\n5. The mediator's audit of every node's log")
+	auditOK, err := runAuditStep(ctx, out, net, *dir)
+	if err != nil {
+		sc.check(false, "audit: %v", err)
+	} else {
+		sc.check(auditOK, "the audit finds no evidence of misbehaviour; report written to %s", filepath.Join(*dir, "audit.html"))
+	}
 	fmt.Fprintf(out, "\n%d checks passed, %d failed\n", sc.passed, sc.failed)
 	fmt.Fprintf(out, "network description for clients: %s\n", filepath.Join(*dir, "network.json"))
 	if err := run.Err(); err != nil {

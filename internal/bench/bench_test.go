@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/internal/localnet"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
 
 func TestHistogram(t *testing.T) {
@@ -44,6 +45,86 @@ func TestHistogram(t *testing.T) {
 		i := bucketOf(v)
 		if mid := bucketMid(i); bucketOf(mid) != i {
 			t.Errorf("value %d: bucket %d has middle %d, which falls in bucket %d", v, i, mid, bucketOf(mid))
+		}
+	}
+}
+
+func TestTracker(t *testing.T) {
+	d1, d2 := []byte("digest-1"), []byte("digest-2")
+	entry := &parleyv1.LogEntry{Sender: "alpha", Seq: 7, Digest: d1}
+	type ack struct {
+		by     string
+		digest []byte
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after []ack // acknowledgements before and after register
+		want          bool
+		mismatches    int
+	}{
+		{"acked after", nil, []ack{{"bravo", d1}, {"charlie", d1}}, true, 0},
+		{"acked before", []ack{{"bravo", d1}, {"charlie", d1}}, nil, true, 0},
+		{"acked around", []ack{{"charlie", d1}}, []ack{{"bravo", d1}}, true, 0},
+		{"one counterpart missing", []ack{{"bravo", d1}}, nil, false, 0},
+		{"other digest", nil, []ack{{"bravo", d1}, {"charlie", d2}}, false, 1},
+		{"the sender itself does not count", nil, []ack{{"alpha", d1}, {"bravo", d1}}, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var completions int
+			tr := newTracker([]string{"alpha", "bravo", "charlie"}, func() { completions++ })
+			apply := func(acks []ack) {
+				tr.mu.Lock()
+				defer tr.mu.Unlock()
+				for _, a := range acks {
+					if tr.ack(a.by, "alpha", 7, a.digest) {
+						completions++
+					}
+				}
+			}
+			apply(tc.before)
+			done := make(chan struct{})
+			tr.register(entry, time.Now(), done)
+			apply(tc.after)
+			select {
+			case <-done:
+				if !tc.want {
+					t.Fatal("got fully exchanged, want not")
+				}
+			default:
+				if tc.want {
+					t.Fatal("got not fully exchanged, want fully exchanged")
+				}
+			}
+			if got := tr.pending(); got != map[bool]int{true: 0, false: 1}[tc.want] {
+				t.Errorf("got %d pending, want %d", got, map[bool]int{true: 0, false: 1}[tc.want])
+			}
+			_, n, _, mismatches := tr.snapshot()
+			if n != completions || mismatches != tc.mismatches {
+				t.Errorf("got %d completions (%d callbacks) and %d mismatches, want equal counts and %d", n, completions, mismatches, tc.mismatches)
+			}
+		})
+	}
+}
+
+func TestParseSample(t *testing.T) {
+	for _, tc := range []struct {
+		line   string
+		name   string
+		labels map[string]string
+		value  float64
+	}{
+		{`grpc_server_msg_received_total{grpc_method="Deliver",peer_party="bravo"} 42`, "grpc_server_msg_received_total", map[string]string{"grpc_method": "Deliver", "peer_party": "bravo"}, 42},
+		{`parley_log_entries{state="a,b \"c\""} 1.5e+06 1700000000`, "parley_log_entries", map[string]string{"state": `a,b "c"`}, 1.5e6},
+		{`go_goroutines 17`, "go_goroutines", map[string]string{}, 17},
+	} {
+		name, labels, value, ok := parseSample(tc.line)
+		if !ok || name != tc.name || value != tc.value || fmt.Sprint(labels) != fmt.Sprint(tc.labels) {
+			t.Errorf("parseSample(%q) = %q, %v, %v, %v; want %q, %v, %v, true", tc.line, name, labels, value, ok, tc.name, tc.labels, tc.value)
+		}
+	}
+	for _, line := range []string{"", "# HELP x y", "x{a=b} 1", "x{a=\"b\"}", "x{a=\"b\"} one"} {
+		if _, _, _, ok := parseSample(line); ok {
+			t.Errorf("parseSample(%q) succeeded, want failure", line)
 		}
 	}
 }

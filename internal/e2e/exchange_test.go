@@ -229,6 +229,20 @@ func TestProcessesExchangeAndConverge(t *testing.T) {
 	}
 	wg.Wait()
 	x.awaitConverged(t, 60, 60*time.Second)
+	// Honest nodes checking each other's feeds and witnessed checkpoints
+	// find nothing to hold against anyone.
+	ctx := context.Background()
+	for _, id := range x.PartyIDs {
+		c, err := x.Operator(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := c.Evidence(ctx)
+		c.Close()
+		if err != nil || len(evs) != 0 {
+			t.Errorf("%s holds evidence %v (%v), want none", id, evs, err)
+		}
+	}
 }
 
 func TestProcessKilledAndRestartedCatchesUp(t *testing.T) {

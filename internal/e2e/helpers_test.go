@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/client"
+	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -74,7 +75,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// generate makes a network's files in a temporary directory.
+// generate makes a network's files in a temporary directory. Its nodes
+// have no per-party rate limit: these tests stress and measure the log, not
+// the limiter (which server tests cover), and submit faster than its
+// default allows.
 func generate(t testing.TB, opts localnet.Options) *localnet.Network {
 	t.Helper()
 	opts.Dir = t.TempDir()
@@ -84,6 +88,12 @@ func generate(t testing.TB, opts localnet.Options) *localnet.Network {
 	net, err := localnet.Generate(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
+	}
+	for _, id := range net.PartyIDs {
+		err := net.UpdateNodeConfig(id, func(c *config.Node) { c.Limits.RatePerParty = -1 })
+		if err != nil {
+			t.Fatalf("UpdateNodeConfig: %v", err)
+		}
 	}
 	return net
 }
@@ -97,6 +107,25 @@ func start(t testing.TB, opts localnet.Options) *localnet.Running {
 	}
 	t.Cleanup(run.Stop)
 	return run
+}
+
+// startAlone runs the mediators' witnesses and party's node only, in this
+// process, until the test ends: the other parties' nodes are down, so the
+// log holds only what the test submits and no peer shares the CPU.
+func startAlone(t testing.TB, opts localnet.Options, party string) *localnet.Network {
+	t.Helper()
+	net := generate(t, opts)
+	witnesses, err := net.StartWitnesses(context.Background(), testLogger(t))
+	if err != nil {
+		t.Fatalf("StartWitnesses: %v", err)
+	}
+	t.Cleanup(witnesses.Stop)
+	nodes, err := net.StartNodes(context.Background(), testLogger(t), party)
+	if err != nil {
+		t.Fatalf("StartNodes: %v", err)
+	}
+	t.Cleanup(nodes.Stop) // cleanups run last first: the node stops before the witnesses
+	return net
 }
 
 // operator dials party's node as its operator until the test ends.

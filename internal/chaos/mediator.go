@@ -1,0 +1,154 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/parley-dev/parley/certs"
+	"github.com/parley-dev/parley/internal/config"
+	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/mediator"
+)
+
+// hasMediatorCommand reports whether bin has the "mediator" command, by
+// reading its command list.
+func hasMediatorCommand(ctx context.Context, bin string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "help").Output()
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "mediator" {
+			return true
+		}
+	}
+	return false
+}
+
+// mediatorProc is a mediator running as its own OS process (parley
+// mediator -c mediator.yaml).
+type mediatorProc struct {
+	id, bin, cfg, addr string
+	out                io.Writer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func newMediatorProc(n *localnet.Network, bin, id string, out io.Writer) *mediatorProc {
+	m := n.Mediators[id]
+	if l, ok := n.Listener("mediator/" + id); ok {
+		_ = l.Close()
+	}
+	return &mediatorProc{id: id, bin: bin, cfg: m.ConfigFile, addr: m.Address, out: out}
+}
+
+// start runs the mediator and waits (at most timeout) until its port
+// accepts connections.
+func (m *mediatorProc) start(ctx context.Context, timeout time.Duration) error {
+	m.mu.Lock()
+	cmd := exec.Command(m.bin, "mediator", "-c", m.cfg)
+	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if err := cmd.Start(); err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("couldn't start mediator %s: %w", m.id, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	m.cmd, m.done = cmd, done
+	m.mu.Unlock()
+
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", m.addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("mediator %s exited while starting", m.id)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mediator %s not listening on %s after %s: %w", m.id, m.addr, timeout, err)
+		}
+	}
+}
+
+// PID returns the process id of the latest start, 0 before the first.
+func (m *mediatorProc) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
+// kill ends the mediator with SIGKILL (a crash) and waits for it.
+func (m *mediatorProc) kill() { m.signal(syscall.SIGKILL) }
+
+// stop ends the mediator with SIGTERM and waits for it.
+func (m *mediatorProc) stop() { m.signal(syscall.SIGTERM) }
+
+func (m *mediatorProc) signal(sig syscall.Signal) {
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// fetchAudit asks mediator id for a fresh audit report (GET /audit) with
+// its own certificate, as "parley audit -network" does.
+func fetchAudit(ctx context.Context, n *localnet.Network, id string) (*mediator.Report, error) {
+	m := n.Mediators[id]
+	bundle, err := config.TrustBundle(n.Agreement.Agreement)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build the trust bundle: %w", err)
+	}
+	kp, err := certs.LoadKeyPair(m.CertFile, m.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load mediator %s's certificate: %w", id, err)
+	}
+	tr := &http.Transport{TLSClientConfig: certs.ClientConfig(bundle, kp.Certificate, id), ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Timeout: 3 * time.Minute, Transport: tr}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.Address+mediator.AuditPath, nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't ask mediator %s for an audit: %w", id, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't ask mediator %s for an audit: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("mediator %s answered %s: %s", id, resp.Status, bytes.TrimSpace(body))
+	}
+	return mediator.ReadReport(resp.Body)
+}
