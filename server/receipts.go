@@ -7,8 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/parley-dev/parley/envelope"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
 
@@ -25,6 +27,11 @@ import (
 
 // receiptFlushTimeout bounds writing the last receipt when the node stops.
 const receiptFlushTimeout = 5 * time.Second
+
+// maxReceiptBytes bounds the acknowledgements of one receipt, encoded, so
+// that the signed envelope stays well within envelope.MaxSize whatever the
+// length of party ids.
+const maxReceiptBytes = envelope.MaxSize * 3 / 4
 
 // receipter batches acknowledgements into receipts. It is safe for
 // concurrent use; run writes the receipts.
@@ -148,11 +155,19 @@ func (r *receipter) pending() int {
 	return len(r.acks)
 }
 
-// flush writes one receipt with up to ReceiptMaxAcks acknowledgements. On
-// failure they are queued again.
+// flush writes one receipt with up to ReceiptMaxAcks acknowledgements (fewer
+// if they would make it too large). On failure they are queued again.
 func (r *receipter) flush(ctx context.Context) error {
 	r.mu.Lock()
-	k := min(len(r.acks), r.x.cfg.ReceiptMaxAcks)
+	k, size := 0, 0
+	for k < len(r.acks) && k < r.x.cfg.ReceiptMaxAcks {
+		n := proto.Size(r.acks[k]) + 4 // tag and length
+		if k > 0 && size+n > maxReceiptBytes {
+			break
+		}
+		size += n
+		k++
+	}
 	batch := r.acks[:k:k]
 	r.acks = append([]*parleyv1.Acknowledgement(nil), r.acks[k:]...)
 	r.mu.Unlock()

@@ -101,7 +101,8 @@ func (x *exchange) syncOnce(ctx context.Context, p *peer, periodic bool) error {
 	p.mu.Unlock()
 	for _, k := range conflicts {
 		if err := x.fetchConflict(ctx, p, k); err != nil {
-			return err
+			x.log.Debug("couldn't fetch a conflicting entry; retrying next round", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
+			continue
 		}
 		x.fetchedFrom(p.id, k)
 		p.mu.Lock()

@@ -234,7 +234,7 @@ type harness struct {
 	res *Result
 
 	nodes     map[string]*localnet.Process
-	mediators map[string]*mediatorProc
+	mediators map[string]*MediatorProcess
 	witnesses *localnet.Running // in-process witnesses, when there is no mediator command
 	links     map[string]map[string]*Proxy
 	files     []*os.File
@@ -266,7 +266,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg: cfg, log: cfg.Logger,
 		res:       &Result{Seed: cfg.Seed, LogEntries: map[string]int{}, Problems: []string{}},
 		nodes:     map[string]*localnet.Process{},
-		mediators: map[string]*mediatorProc{},
+		mediators: map[string]*MediatorProcess{},
 		links:     map[string]map[string]*Proxy{},
 		readers:   map[string]*client.Client{},
 		chains:    map[string]*chain{},
@@ -334,11 +334,11 @@ func (h *harness) setup(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			m := newMediatorProc(net, h.cfg.Binary, id, out)
-			h.mediators[id] = m
-			if err := m.start(ctx, time.Minute); err != nil {
+			m, err := StartMediator(ctx, net, h.cfg.Binary, id, out)
+			if err != nil {
 				return err
 			}
+			h.mediators[id] = m
 		}
 	} else {
 		h.res.Mediator = "in-process witness"
@@ -386,7 +386,7 @@ func (h *harness) teardown() {
 	}
 	wg.Wait()
 	for _, m := range h.mediators {
-		wg.Go(m.stop)
+		wg.Go(m.Stop)
 	}
 	wg.Wait()
 	if h.witnesses != nil {
@@ -530,7 +530,7 @@ func (h *harness) crashMediator(ctx context.Context, id string, down time.Durati
 	defer h.release("mediator/" + id)
 	m := h.mediators[id]
 	h.log.Info("killing mediator", "mediator", id, "down", down)
-	m.kill()
+	m.Kill()
 	h.mu.Lock()
 	h.kills++
 	h.medKills++
@@ -538,10 +538,10 @@ func (h *harness) crashMediator(ctx context.Context, id string, down time.Durati
 	time.Sleep(down)
 	var err error
 	for range 3 {
-		if err = m.start(ctx, time.Minute); err == nil {
+		if err = m.Restart(ctx); err == nil {
 			break
 		}
-		m.kill()
+		m.Kill()
 	}
 	if err != nil {
 		h.mu.Lock()

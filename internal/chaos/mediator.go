@@ -36,9 +36,9 @@ func hasMediatorCommand(ctx context.Context, bin string) bool {
 	return false
 }
 
-// mediatorProc is a mediator running as its own OS process (parley
-// mediator -c mediator.yaml).
-type mediatorProc struct {
+// MediatorProcess is a mediator running as its own OS process (parley
+// mediator -c mediator.yaml): witness, mirror and auditor.
+type MediatorProcess struct {
 	id, bin, cfg, addr string
 	out                io.Writer
 
@@ -47,17 +47,29 @@ type mediatorProc struct {
 	done chan struct{}
 }
 
-func newMediatorProc(n *localnet.Network, bin, id string, out io.Writer) *mediatorProc {
-	m := n.Mediators[id]
+// StartMediator runs mediator id of network n as its own process from the
+// binary bin, with its output to out, and waits until its port accepts
+// connections. The reserved listener for its address is released first.
+func StartMediator(ctx context.Context, n *localnet.Network, bin, id string, out io.Writer) (*MediatorProcess, error) {
+	md, ok := n.Mediators[id]
+	if !ok {
+		return nil, fmt.Errorf("no mediator %q in the network", id)
+	}
 	if l, ok := n.Listener("mediator/" + id); ok {
 		_ = l.Close()
 	}
-	return &mediatorProc{id: id, bin: bin, cfg: m.ConfigFile, addr: m.Address, out: out}
+	m := &MediatorProcess{id: id, bin: bin, cfg: md.ConfigFile, addr: md.Address, out: out}
+	if err := m.Restart(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
-// start runs the mediator and waits (at most timeout) until its port
-// accepts connections.
-func (m *mediatorProc) start(ctx context.Context, timeout time.Duration) error {
+// Restart starts the mediator again after Kill or Stop and waits (at most
+// a minute) until its port accepts connections.
+func (m *MediatorProcess) Restart(ctx context.Context) error { return m.start(ctx, time.Minute) }
+
+func (m *MediatorProcess) start(ctx context.Context, timeout time.Duration) error {
 	m.mu.Lock()
 	cmd := exec.Command(m.bin, "mediator", "-c", m.cfg)
 	cmd.Stdout, cmd.Stderr = m.out, m.out
@@ -91,7 +103,7 @@ func (m *mediatorProc) start(ctx context.Context, timeout time.Duration) error {
 }
 
 // PID returns the process id of the latest start, 0 before the first.
-func (m *mediatorProc) PID() int {
+func (m *MediatorProcess) PID() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil || m.cmd.Process == nil {
@@ -100,13 +112,13 @@ func (m *mediatorProc) PID() int {
 	return m.cmd.Process.Pid
 }
 
-// kill ends the mediator with SIGKILL (a crash) and waits for it.
-func (m *mediatorProc) kill() { m.signal(syscall.SIGKILL) }
+// Kill ends the mediator with SIGKILL (a crash) and waits for it.
+func (m *MediatorProcess) Kill() { m.signal(syscall.SIGKILL) }
 
-// stop ends the mediator with SIGTERM and waits for it.
-func (m *mediatorProc) stop() { m.signal(syscall.SIGTERM) }
+// Stop ends the mediator with SIGTERM (a clean shutdown) and waits for it.
+func (m *MediatorProcess) Stop() { m.signal(syscall.SIGTERM) }
 
-func (m *mediatorProc) signal(sig syscall.Signal) {
+func (m *MediatorProcess) signal(sig syscall.Signal) {
 	m.mu.Lock()
 	cmd, done := m.cmd, m.done
 	m.mu.Unlock()
