@@ -38,8 +38,7 @@ type ownEntry struct {
 type ownFeed struct {
 	mu      sync.Mutex
 	entries map[uint64]ownEntry // by seq
-	top     uint64
-	wake    chan struct{} // closed and replaced on every put
+	wake    chan struct{}       // closed and replaced on every put
 }
 
 func newOwnFeed() *ownFeed {
@@ -50,15 +49,10 @@ func (f *ownFeed) put(seq, index uint64, raw []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.entries[seq] = ownEntry{index: index, raw: raw}
-	if seq > f.top {
-		f.top = seq
-	}
-	if len(f.entries) > ownCacheSize {
-		for s := range f.entries {
-			if s+ownCacheSize <= f.top {
-				delete(f.entries, s)
-			}
-		}
+	// Own seqs are made one after the other: dropping the one ownCacheSize
+	// below keeps the cache at about that size.
+	if seq > ownCacheSize {
+		delete(f.entries, seq-ownCacheSize)
 	}
 	close(f.wake)
 	f.wake = make(chan struct{})

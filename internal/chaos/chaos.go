@@ -57,7 +57,10 @@ type Config struct {
 	// Default 50ms.
 	Pause time.Duration
 	// FaultInterval is the mean time between the starts of two faults; the
-	// actual gaps are uniform in [½, 1½] of it. Default 3s.
+	// actual gaps are uniform in [½, 1½] of it. Of every five faults, two
+	// crash a node, one the mediator and two cut a link, in a random
+	// order; a fault whose target is already down or cut is skipped.
+	// Default 3s.
 	FaultInterval time.Duration
 	// MinDown and MaxDown bound how long a fault lasts: a killed process
 	// stays down, a cut link stays cut, for a uniform time between them.
@@ -430,6 +433,7 @@ func (h *harness) run(ctx context.Context) {
 // ends on its own, in a goroutine of wg, under ctx.
 func (h *harness) inject(lctx, ctx context.Context, wg *sync.WaitGroup) {
 	rng := rand.New(rand.NewPCG(h.cfg.Seed, h.cfg.Seed^0x9e3779b97f4a7c15))
+	var bag []faultKind
 	for {
 		gap := h.cfg.FaultInterval/2 + time.Duration(rng.Int64N(int64(h.cfg.FaultInterval)))
 		select {
@@ -438,21 +442,31 @@ func (h *harness) inject(lctx, ctx context.Context, wg *sync.WaitGroup) {
 		case <-time.After(gap):
 		}
 		down := h.cfg.MinDown + time.Duration(rng.Int64N(int64(h.cfg.MaxDown-h.cfg.MinDown)+1))
-		kind := rng.IntN(10)
+		if len(bag) == 0 {
+			// Every five faults: two node crashes, a mediator crash and
+			// two cuts, in a random order.
+			bag = []faultKind{crashNode, crashNode, crashMediator, cutLink, cutLink}
+			rng.Shuffle(len(bag), func(i, j int) { bag[i], bag[j] = bag[j], bag[i] })
+		}
+		kind := bag[0]
+		bag = bag[1:]
+		if kind == crashMediator && len(h.mediators) == 0 {
+			kind = cutLink
+		}
 		pick := rng.Uint64()
-		switch {
-		case kind < 4: // a node crashes
+		switch kind {
+		case crashNode:
 			party := h.net.PartyIDs[pick%uint64(len(h.net.PartyIDs))]
 			if h.claim(party, true) {
 				wg.Go(func() { h.crashNode(ctx, party, down) })
 			}
-		case kind < 6 && len(h.mediators) > 0: // a mediator crashes
+		case crashMediator:
 			ids := slices.Sorted(maps.Keys(h.mediators))
 			id := ids[pick%uint64(len(ids))]
 			if h.claim("mediator/"+id, false) {
 				wg.Go(func() { h.crashMediator(ctx, id, down) })
 			}
-		default: // a link is cut
+		default: // cutLink
 			ps := h.net.PartyIDs
 			i := pick % uint64(len(ps))
 			j := (i + 1 + (pick>>32)%uint64(len(ps)-1)) % uint64(len(ps))
@@ -463,6 +477,15 @@ func (h *harness) inject(lctx, ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 }
+
+// faultKind is a kind of fault the harness injects.
+type faultKind int
+
+const (
+	crashNode     faultKind = iota // SIGKILL a node, restart it later
+	crashMediator                  // SIGKILL a mediator, restart it later
+	cutLink                        // cut both directions between two nodes, restore later
+)
 
 // claim marks target as under a fault, unless it already is or, for a
 // node, another node is down already (one node down at a time keeps two
@@ -495,7 +518,7 @@ func (h *harness) release(target string) {
 func (h *harness) crashNode(ctx context.Context, party string, down time.Duration) {
 	defer h.release(party)
 	p := h.nodes[party]
-	h.log.Info("killing node", "party", party, "down", down)
+	h.log.Info("killing node", "party", party, "down", down.String())
 	_ = p.Kill()
 	h.mu.Lock()
 	h.kills++
@@ -523,13 +546,13 @@ func (h *harness) crashNode(ctx context.Context, party string, down time.Duratio
 	h.mu.Lock()
 	h.maxRestart = max(h.maxRestart, took)
 	h.mu.Unlock()
-	h.log.Info("node restarted", "party", party, "took", took)
+	h.log.Info("node restarted", "party", party, "took", took.String())
 }
 
 func (h *harness) crashMediator(ctx context.Context, id string, down time.Duration) {
 	defer h.release("mediator/" + id)
 	m := h.mediators[id]
-	h.log.Info("killing mediator", "mediator", id, "down", down)
+	h.log.Info("killing mediator", "mediator", id, "down", down.String())
 	m.Kill()
 	h.mu.Lock()
 	h.kills++
@@ -552,7 +575,7 @@ func (h *harness) crashMediator(ctx context.Context, id string, down time.Durati
 
 func (h *harness) cut(a, b string, down time.Duration) {
 	defer h.release("link/" + a + "/" + b)
-	h.log.Info("cutting link", "between", a, "and", b, "down", down)
+	h.log.Info("cutting link", "between", a, "and", b, "down", down.String())
 	h.links[a][b].Cut()
 	h.links[b][a].Cut()
 	h.mu.Lock()

@@ -66,7 +66,7 @@ type soakSeries struct {
 
 // TestSoak runs load against a network of three nodes and a mediator, each
 // its own process, for -soak.duration, sampling every process's resident
-// memory (/proc/PID/status) and every node's goroutines (go_goroutines on
+// memory (/proc/PID/status) and every node's goroutines (the profiler on
 // its admin port) every -soak.interval. It fails if, over the second half
 // of the run, the least-squares trend of a process's anonymous memory or a
 // node's goroutines grows beyond the tolerances above: the first half is
@@ -176,6 +176,7 @@ func TestSoak(t *testing.T) {
 	tick := time.NewTicker(*soakInterval)
 	defer tick.Stop()
 	progress := time.Now()
+	skipped := 0
 sampling:
 	for {
 		select {
@@ -196,7 +197,10 @@ sampling:
 					if lctx.Err() != nil {
 						break sampling
 					}
-					t.Errorf("%s: %v", name, err)
+					// A starved machine can be slow to answer: skip the
+					// sample, and fail only if too many are missing.
+					skipped++
+					t.Logf("%s: sample skipped: %v", name, err)
 					continue
 				}
 			}
@@ -210,10 +214,14 @@ sampling:
 	}
 	wg.Wait()
 
+	if skipped > 0 {
+		t.Logf("soak: %d samples skipped (the profiler did not answer within 10s)", skipped)
+	}
+	expected := int(*soakDuration / *soakInterval)
 	for _, name := range names {
 		s := series[name]
-		if len(s.Samples) < 8 {
-			t.Errorf("%s: only %d samples; run longer or sample more often", name, len(s.Samples))
+		if len(s.Samples) < max(8, expected/2) {
+			t.Errorf("%s: only %d samples of about %d; run longer, or sample less often on a busy machine", name, len(s.Samples), expected)
 			continue
 		}
 		half := s.Samples[len(s.Samples)/2:]
@@ -306,34 +314,36 @@ func readRSS(pid int) (rss, anon int64, err error) {
 	return rss, anon, sc.Err()
 }
 
-// scrapeGoroutines reads go_goroutines from a node's admin port.
+// scrapeGoroutines reads a node's goroutine count from the profiler on its
+// admin port (the first line of /debug/pprof/goroutine?debug=1). /metrics
+// has it too (go_goroutines), but scraping it evaluates the agreed rules
+// over the whole log (parley_findings), which would measure the scraper
+// rather than the node.
 func scrapeGoroutines(ctx context.Context, addr string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/goroutine?debug=1", nil)
 	if err != nil {
 		return 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("couldn't scrape metrics: %w", err)
+		return 0, fmt.Errorf("couldn't read the goroutine profile: %w", err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return 0, fmt.Errorf("couldn't parse go_goroutines %q: %w", v, err)
-			}
-			return int(f), nil
-		}
+	line, err := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("couldn't read the goroutine profile: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("couldn't read metrics: %w", err)
+	v, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total ")
+	if !ok {
+		return 0, fmt.Errorf("unexpected goroutine profile header %q", line)
 	}
-	return 0, fmt.Errorf("no go_goroutines in %s's metrics", addr)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected goroutine profile header %q: %w", line, err)
+	}
+	return n, nil
 }
 
 // slope is the least-squares slope of ys over xs.
