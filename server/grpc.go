@@ -75,6 +75,15 @@ func (n *Node) GRPCServer() (*grpc.Server, error) {
 	}
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
+		// Successful calls are routine (peers poll feed heads and
+		// checkpoints every few seconds): Debug. Refusals and errors keep
+		// the default levels.
+		logging.WithLevels(func(c codes.Code) logging.Level {
+			if c == codes.OK {
+				return logging.LevelDebug
+			}
+			return logging.DefaultServerCodeToLevel(c)
+		}),
 		// The verified TLS peer, so that refused calls are logged with who
 		// made them.
 		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {

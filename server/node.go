@@ -413,7 +413,11 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	n.hub.publish(entry)
 	n.metrics.entryAccepted(sender, adm.source, false)
 	n.exch.accepted(entry, adm.res.Parsed)
-	n.log.Debug("accepted entry", "sender", sender, "seq", seq, "index", index, "source", adm.source)
+	level := slog.LevelDebug
+	if adm.source == "submission" {
+		level = slog.LevelInfo // the party's own statements: worth a line each
+	}
+	n.log.Log(ctx, level, "accepted entry", "sender", sender, "seq", seq, "index", index, "source", adm.source)
 	return accepted{entry: entry}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/internal/chaos"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
@@ -49,6 +50,9 @@ type soakSample struct {
 	RSS        int64   `json:"rss_bytes"`      // VmRSS
 	Anon       int64   `json:"rss_anon_bytes"` // RssAnon: heap, stacks, Go runtime
 	Goroutines int     `json:"goroutines"`     // -1 without an admin port
+	// LogEntries is the size of the node's latest witnessed checkpoint;
+	// for a mediator, the sum over the nodes it mirrors.
+	LogEntries uint64 `json:"log_entries"`
 }
 
 // soakSeries is one process's samples and the trends fitted over the
@@ -61,7 +65,10 @@ type soakSeries struct {
 	AnonGrowth      float64 `json:"rss_anon_growth_bytes"`
 	GoroutineGrowth float64 `json:"goroutine_growth"`
 	AnonMean        float64 `json:"rss_anon_mean_bytes"`
-	GoroutineMean   float64 `json:"goroutine_mean"`
+	// AnonPerEntry is the least-squares slope of anonymous memory over
+	// log entries in the second half: what each new entry costs.
+	AnonPerEntry  float64 `json:"rss_anon_bytes_per_entry"`
+	GoroutineMean float64 `json:"goroutine_mean"`
 }
 
 // TestSoak runs load against a network of three nodes and a mediator, each
@@ -73,6 +80,11 @@ type soakSeries struct {
 // warm-up (caches filling, the Go heap finding its size). VmRSS is reported
 // but not judged: it includes the pages of the nodes' bbolt store that
 // the kernel mapped in, which grow with the log, as a page cache does.
+//
+// It also reports what each new log entry costs in anonymous memory (the
+// slope of memory over log size): memory that grows with the log, such
+// as statements kept for the rule engine, is growth all the same, and
+// fails the soak like a leak would; the figure says which it is.
 //
 // It is skipped unless -soak.duration is given:
 //
@@ -172,6 +184,29 @@ func TestSoak(t *testing.T) {
 	for _, name := range names {
 		series[name] = &soakSeries{Process: name}
 	}
+	readers := map[string]*client.Client{}
+	for _, id := range netw.PartyIDs {
+		readers[id] = operator(t, netw, id)
+	}
+	// logSizes reads every node's witnessed log size, and their sum under
+	// each mediator's name.
+	logSizes := func() map[string]uint64 {
+		sizes := map[string]uint64{}
+		var total uint64
+		for _, id := range netw.PartyIDs {
+			cctx, cancel := context.WithTimeout(lctx, 10*time.Second)
+			cp, _, err := readers[id].Checkpoint(cctx, netw.LogKeys(id))
+			cancel()
+			if err == nil {
+				sizes[id] = cp.Size
+				total += cp.Size
+			}
+		}
+		for _, id := range netw.MediatorIDs {
+			sizes["mediator-"+id] = total
+		}
+		return sizes
+	}
 	start := time.Now()
 	tick := time.NewTicker(*soakInterval)
 	defer tick.Stop()
@@ -185,6 +220,7 @@ sampling:
 		case <-tick.C:
 		}
 		at := time.Since(start).Seconds()
+		sizes := logSizes()
 		for _, name := range names {
 			rss, anon, err := readRSS(pids[name]())
 			if err != nil {
@@ -205,7 +241,7 @@ sampling:
 				}
 			}
 			s := series[name]
-			s.Samples = append(s.Samples, soakSample{At: at, RSS: rss, Anon: anon, Goroutines: g})
+			s.Samples = append(s.Samples, soakSample{At: at, RSS: rss, Anon: anon, Goroutines: g, LogEntries: sizes[name]})
 		}
 		if time.Since(progress) >= time.Minute {
 			progress = time.Now()
@@ -227,10 +263,11 @@ sampling:
 		half := s.Samples[len(s.Samples)/2:]
 		span := half[len(half)-1].At - half[0].At
 		xs := make([]float64, len(half))
-		rss, anon, gor := make([]float64, len(half)), make([]float64, len(half)), make([]float64, len(half))
+		rss, anon, gor, entries := make([]float64, len(half)), make([]float64, len(half)), make([]float64, len(half)), make([]float64, len(half))
 		for i, v := range half {
-			xs[i], rss[i], anon[i], gor[i] = v.At, float64(v.RSS), float64(v.Anon), float64(v.Goroutines)
+			xs[i], rss[i], anon[i], gor[i], entries[i] = v.At, float64(v.RSS), float64(v.Anon), float64(v.Goroutines), float64(v.LogEntries)
 		}
+		s.AnonPerEntry = slope(entries, anon)
 		s.RSSGrowth = slope(xs, rss) * span
 		s.AnonGrowth = slope(xs, anon) * span
 		s.AnonMean = mean(anon)
@@ -242,6 +279,7 @@ sampling:
 		t.Logf("%-22s RSS %6.1f → %6.1f MiB (2nd-half trend %+6.1f MiB), anon %6.1f → %6.1f MiB (trend %+6.1f MiB), goroutines %4d → %4d (trend %+5.1f)",
 			name, mib(first.RSS), mib(last.RSS), s.RSSGrowth/(1<<20), mib(first.Anon), mib(last.Anon), s.AnonGrowth/(1<<20),
 			first.Goroutines, last.Goroutines, s.GoroutineGrowth)
+		t.Logf("%-22s log entries %d → %d; anonymous memory %.0f bytes per entry (2nd-half slope)", name, first.LogEntries, last.LogEntries, s.AnonPerEntry)
 		if limit := max(soakMemFraction*s.AnonMean, soakMemFloor); s.AnonGrowth > limit {
 			t.Errorf("%s: anonymous memory grows by %.1f MiB over the second half (trend), more than the %.1f MiB tolerated", name, s.AnonGrowth/(1<<20), limit/(1<<20))
 		}
