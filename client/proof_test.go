@@ -12,10 +12,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	"github.com/parley-dev/parley/mediator"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -43,15 +43,7 @@ func startNetwork(t *testing.T) (*localnet.Running, *client.Client) {
 }
 
 func notification(i int) *parleyv1.ActivityNotification {
-	start := time.Now().UTC().AddDate(0, 0, 60).Truncate(time.Hour)
-	return &parleyv1.ActivityNotification{
-		Designation: "Exercise",
-		Type:        parleyv1.ActivityType_ACTIVITY_TYPE_LAND_EXERCISE,
-		Start:       timestamppb.New(start),
-		End:         timestamppb.New(start.Add(72 * time.Hour)),
-		Area:        &parleyv1.Area{PlaceNames: []string{"Range 1"}},
-		Forces:      &parleyv1.Forces{Troops: 9000 + uint32(i)},
-	}
+	return localnettest.Notification(9000 + uint32(i))
 }
 
 // notify submits n notifications and returns the logged entries.

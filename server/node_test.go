@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/parley-dev/parley/envelope"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	"github.com/parley-dev/parley/keys"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -29,19 +29,7 @@ import (
 // startNetwork runs a real network on loopback for the test.
 func startNetwork(t testing.TB, opts localnet.Options) *localnet.Running {
 	t.Helper()
-	opts.Dir = t.TempDir()
-	ctx := context.Background()
-	net, err := localnet.Generate(ctx, opts)
-	if err != nil {
-		t.Fatalf("Generate: %v", err)
-	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	run, err := net.Start(ctx, logger)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(run.Stop)
-	return run
+	return localnettest.Start(t, opts)
 }
 
 type testWriter struct{ t testing.TB }
@@ -50,12 +38,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 
 func operator(t testing.TB, run *localnet.Running, party string) *client.Client {
 	t.Helper()
-	c, err := run.Operator(context.Background(), party)
-	if err != nil {
-		t.Fatalf("dial %s: %v", party, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return localnettest.Operator(t, run.Network, party)
 }
 
 // dialWith dials party's node presenting cert, trusting the agreement CAs.
@@ -104,15 +87,7 @@ func leaf(t testing.TB, ca *certs.CA, role certs.Role, name string) *tls.Certifi
 }
 
 func notification(troops uint32) *parleyv1.ActivityNotification {
-	start := time.Now().UTC().AddDate(0, 0, 60).Truncate(time.Hour)
-	return &parleyv1.ActivityNotification{
-		Designation: "Exercise",
-		Type:        parleyv1.ActivityType_ACTIVITY_TYPE_LAND_EXERCISE,
-		Start:       timestamppb.New(start),
-		End:         timestamppb.New(start.Add(72 * time.Hour)),
-		Area:        &parleyv1.Area{PlaceNames: []string{"Range 1"}},
-		Forces:      &parleyv1.Forces{Troops: troops},
-	}
+	return localnettest.Notification(troops)
 }
 
 func TestSubmitAndReadBack(t *testing.T) {

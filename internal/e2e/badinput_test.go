@@ -40,6 +40,7 @@ import (
 	"github.com/parley-dev/parley/envelope"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	"github.com/parley-dev/parley/keys"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/server"
@@ -1304,15 +1305,7 @@ func (fx *fixture) rawEnvelope(t *testing.T, payloadType string, payload []byte,
 }
 
 func notification(troops uint32) *parleyv1.ActivityNotification {
-	start := time.Now().UTC().AddDate(0, 0, 60).Truncate(time.Hour)
-	return &parleyv1.ActivityNotification{
-		Designation: "Exercise",
-		Type:        parleyv1.ActivityType_ACTIVITY_TYPE_LAND_EXERCISE,
-		Start:       timestamppb.New(start),
-		End:         timestamppb.New(start.Add(72 * time.Hour)),
-		Area:        &parleyv1.Area{PlaceNames: []string{"Range 1"}},
-		Forces:      &parleyv1.Forces{Troops: troops},
-	}
+	return localnettest.Notification(troops)
 }
 
 func notificationBody() *parleyv1.Body {

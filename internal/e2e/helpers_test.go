@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
 
@@ -140,15 +139,7 @@ func operator(t testing.TB, net *localnet.Network, party string) *client.Client 
 }
 
 func notification(i int) *parleyv1.ActivityNotification {
-	start := time.Now().UTC().AddDate(0, 0, 60).Truncate(time.Hour)
-	return &parleyv1.ActivityNotification{
-		Designation: fmt.Sprintf("Exercise %d", i),
-		Type:        parleyv1.ActivityType_ACTIVITY_TYPE_LAND_EXERCISE,
-		Start:       timestamppb.New(start),
-		End:         timestamppb.New(start.Add(72 * time.Hour)),
-		Area:        &parleyv1.Area{PlaceNames: []string{"Range 1"}},
-		Forces:      &parleyv1.Forces{Troops: 9000},
-	}
+	return localnettest.Notification(9000 + uint32(i))
 }
 
 // awaitCheckpoint waits (at most timeout) for a verified checkpoint that
