@@ -227,6 +227,30 @@ func leafFor(ca *certs.CA, role certs.Role, name string) (*certs.Leaf, error) {
 	})
 }
 
+// newCA makes the CA of trust domain id and writes it to dir/ca.{crt,key}.
+func newCA(dir, id string) (*certs.CA, string, error) {
+	ca, err := certs.NewCA(id, 5*365*24*time.Hour)
+	if err != nil {
+		return nil, "", err
+	}
+	caKey, err := ca.KeyPEM()
+	if err != nil {
+		return nil, "", err
+	}
+	caFile, _, err := certs.WriteFiles(dir, "ca", ca.CertPEM(), caKey)
+	return ca, caFile, err
+}
+
+// issueLeaf issues a loopback certificate for role/name and writes it to
+// dir/file.{crt,key}.
+func issueLeaf(ca *certs.CA, dir string, role certs.Role, name, file string) (string, string, error) {
+	l, err := leafFor(ca, role, name)
+	if err != nil {
+		return "", "", err
+	}
+	return writeLeaf(dir, file, l)
+}
+
 func writeLeaf(dir, name string, l *certs.Leaf) (string, string, error) {
 	key, err := l.KeyPEM()
 	if err != nil {
@@ -240,31 +264,15 @@ func (n *Network) generateParty(id string) (*Party, agreement.Party, *signerFile
 		return nil, agreement.Party{}, nil, fmt.Errorf("couldn't generate party %s: %w", id, err)
 	}
 	dir := filepath.Join(n.Dir, id)
-	ca, err := certs.NewCA(id, 5*365*24*time.Hour)
+	ca, caFile, err := newCA(dir, id)
 	if err != nil {
 		return fail(err)
 	}
-	caKey, err := ca.KeyPEM()
+	nodeCert, nodeKey, err := issueLeaf(ca, dir, certs.RoleNode, "node", "node")
 	if err != nil {
 		return fail(err)
 	}
-	caFile, _, err := certs.WriteFiles(dir, "ca", ca.CertPEM(), caKey)
-	if err != nil {
-		return fail(err)
-	}
-	nodeLeaf, err := leafFor(ca, certs.RoleNode, "node")
-	if err != nil {
-		return fail(err)
-	}
-	nodeCert, nodeKey, err := writeLeaf(dir, "node", nodeLeaf)
-	if err != nil {
-		return fail(err)
-	}
-	opLeaf, err := leafFor(ca, certs.RoleOperator, "ops")
-	if err != nil {
-		return fail(err)
-	}
-	opCert, opKey, err := writeLeaf(dir, "operator", opLeaf)
+	opCert, opKey, err := issueLeaf(ca, dir, certs.RoleOperator, "ops", "operator")
 	if err != nil {
 		return fail(err)
 	}
@@ -333,23 +341,11 @@ func (n *Network) generateMediator(id string) (*Mediator, agreement.Mediator, er
 		return nil, agreement.Mediator{}, fmt.Errorf("couldn't generate mediator %s: %w", id, err)
 	}
 	dir := filepath.Join(n.Dir, "mediator-"+id)
-	ca, err := certs.NewCA(id, 5*365*24*time.Hour)
+	ca, caFile, err := newCA(dir, id)
 	if err != nil {
 		return fail(err)
 	}
-	caKey, err := ca.KeyPEM()
-	if err != nil {
-		return fail(err)
-	}
-	caFile, _, err := certs.WriteFiles(dir, "ca", ca.CertPEM(), caKey)
-	if err != nil {
-		return fail(err)
-	}
-	leaf, err := leafFor(ca, certs.RoleMediator, "witness")
-	if err != nil {
-		return fail(err)
-	}
-	certFile, keyFile, err := writeLeaf(dir, "mediator", leaf)
+	certFile, keyFile, err := issueLeaf(ca, dir, certs.RoleMediator, "witness", "mediator")
 	if err != nil {
 		return fail(err)
 	}
