@@ -184,6 +184,8 @@ type verifyReport struct {
 	Unreadable []refusal
 	// Findings are the rule findings over the accepted entries.
 	Findings []*parleyv1.Finding
+	// refused counts the entries that failed verification.
+	refused int
 }
 
 // feedReport is the outcome for one sender's feed.
@@ -232,16 +234,7 @@ type equivocation struct {
 
 // Refused returns how many entries failed verification: every entry that
 // is neither accepted nor a duplicate.
-func (r *verifyReport) Refused() int {
-	n := len(r.Unreadable)
-	for _, f := range r.Feeds {
-		n += len(f.BadSignatures) + len(f.Refused) + len(f.Equivocations)
-		for _, g := range f.Gaps {
-			n += 1 + g.Later
-		}
-	}
-	return n
-}
+func (r *verifyReport) Refused() int { return r.refused }
 
 // verifyEnvelopes runs the verifier over inputs as a verifier re-reading
 // logs does (verifier.Replay): entries are grouped by sender, each feed is
@@ -258,7 +251,7 @@ func verifyEnvelopes(a *agreement.Agreement, inputs []inputEnvelope, now time.Ti
 		in[i] = verifier.ReplayInput{Raw: e.Raw, Source: e.Source}
 	}
 	replayed := v.Replay(in, verifier.ReplayOptions{})
-	rep := &verifyReport{Unreadable: refusals(replayed.Unreadable)}
+	rep := &verifyReport{Unreadable: refusals(replayed.Unreadable), refused: replayed.Refused()}
 	for _, f := range replayed.Feeds {
 		fr := &feedReport{
 			Sender: f.Sender, Accepted: f.Accepted, LastSeq: f.Head.Seq, LastDigest: f.Head.Digest,
