@@ -49,6 +49,15 @@ type Node struct {
 	heads      map[string]verifier.FeedState
 	pending    map[feedKey]pendingEntry
 	statements []rules.Entry // every accepted statement, for the rule engine
+
+	// findingsMu serialises rule evaluations and guards findingsCache, the
+	// last evaluation (findings for count statements at a time).
+	findingsMu    sync.Mutex
+	findingsCache struct {
+		count int
+		at    time.Time
+		out   []*parleyv1.Finding
+	}
 }
 
 type feedKey struct {

@@ -271,6 +271,7 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 		evSeen = 0
 	}
 	sentFindings := map[string]bool{}
+	var lastEval time.Time
 	poll := time.NewTicker(s.n.cfg.CheckpointInterval)
 	defer poll.Stop()
 	for {
@@ -297,7 +298,13 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 					return err
 				}
 			}
-			for _, f := range s.n.findings() {
+			// Rule evaluation covers the whole log: at most once a
+			// second per subscriber, however fast entries arrive.
+			var fs []*parleyv1.Finding
+			if time.Since(lastEval) >= time.Second {
+				fs, lastEval = s.n.findings(), time.Now()
+			}
+			for _, f := range fs {
 				key := string(mustMarshal(f))
 				if sentFindings[key] {
 					continue
@@ -318,16 +325,32 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 }
 
 // findings evaluates the agreed rules over every accepted entry, with
-// deadlines judged at now.
+// deadlines judged at now (to the second).
 func (n *Node) findings() []*parleyv1.Finding {
-	return n.findingsAt(n.cfg.Now())
+	return n.findingsAt(n.cfg.Now().Truncate(time.Second))
 }
 
+// findingsAt evaluates the rules with deadlines judged at now. Findings
+// are a function of the entries and now, so the last evaluation is reused
+// while neither changed: metrics scrapes, subscriptions and queries within
+// the same second share one evaluation.
 func (n *Node) findingsAt(now time.Time) []*parleyv1.Finding {
+	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
+	defer n.findingsMu.Unlock()
 	n.mu.Lock()
+	count := len(n.statements)
+	if n.findingsCache.out != nil && n.findingsCache.count == count && n.findingsCache.at.Equal(now) {
+		n.mu.Unlock()
+		return n.findingsCache.out
+	}
 	entries := append(n.statements[:0:0], n.statements...)
 	n.mu.Unlock()
-	return n.engine.Evaluate(entries, now)
+	out := n.engine.Evaluate(entries, now)
+	if out == nil {
+		out = []*parleyv1.Finding{}
+	}
+	n.findingsCache.count, n.findingsCache.at, n.findingsCache.out = count, now, out
+	return out
 }
 
 func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
