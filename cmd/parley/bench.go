@@ -17,11 +17,12 @@ func init() {
 		summary: "measure a local network against a bare gRPC baseline",
 		usage: `Usage: parley bench [-parties N] [-mediators N] [-concurrency N] [-duration D] [-json FILE] [-dir DIR]
 
-Starts networks on loopback, each party's node a separate process of this
-binary with a durable, fsynced log and the mediators' witnesses in this
-process, drives them with concurrent operator clients over mutual TLS, and
-drives a bare grpc-go mutual TLS echo server with the same clients, the same
-certificates and the same concurrency as the baseline, in the same run.
+Starts networks on loopback, each party's node and each mediator a separate
+process of this binary, every node with a durable, fsynced log witnessed by
+the mediators; drives them with concurrent operator clients over mutual TLS;
+and drives a bare grpc-go mutual TLS echo server with the same clients, the
+same certificates and the same concurrency as the baseline, in the same run.
+The nodes' per-party rate limits are lifted, so that capacity is measured.
 
 Phases (-phases): accept (Submit until durable at one node vs the echo),
 exchange (notifications fully exchanged among all parties: held by every
@@ -44,7 +45,7 @@ explains the figures.
 func runBench(ctx context.Context, env *Env, args []string) error {
 	fs := env.newFlagSet("bench")
 	parties := fs.Int("parties", 3, "parties of the accept, exchange and idle networks (at least 2)")
-	mediators := fs.Int("mediators", 1, "mediators, all witnessing (0 for none)")
+	mediators := fs.Int("mediators", 1, "mediators, each witnessing every node's log (0 for none)")
 	concurrency := fs.Int("concurrency", 16, "concurrent operator clients, one connection each")
 	duration := fs.Duration("duration", 20*time.Second, "how long each measurement drives load")
 	jsonFile := fs.String("json", "", "write the report as JSON to `FILE`")

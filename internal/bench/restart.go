@@ -13,6 +13,9 @@ import (
 // than a measurement uses, since only the rate matters there.
 const fillConcurrency = 64
 
+// fillTimeout bounds filling the log: the phase goes on with what it has.
+const fillTimeout = time.Hour
+
 // Restart is phase restart: a node's memory under sustained load and with
 // a large log, and its start-up time with that log.
 type Restart struct {
@@ -41,8 +44,9 @@ type Restart struct {
 	StartMet    bool   `json:"start_met"`
 }
 
-// restart is phase restart: the first party's node alone takes cfg.Restart
-// submissions, is stopped and started again, and is measured under load.
+// restart is phase restart: the first party's node alone takes
+// cfg.RestartEntries submissions (or as many as it takes in fillTimeout), is
+// stopped and started again, and is measured under load.
 func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	cfg := &r.cfg
 	party := partyIDs(1)[0]
@@ -63,16 +67,21 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 		firstErr     atomic.Value
 	)
 	start := time.Now()
-	stop := startProgress("restart: fill", start, 0, cfg.Progress, func() string {
+	fillCtx, cancel := context.WithTimeout(ctx, fillTimeout)
+	defer cancel()
+	stop := startProgress("restart: fill", start, fillTimeout, cfg.Progress, func() string {
 		return fmt.Sprintf("entries %d/%d  errors %d", done.Load(), cfg.RestartEntries, failed.Load())
 	})
 	for _, o := range ops {
 		wg.Go(func() {
-			for done.Load() < int64(cfg.RestartEntries) && ctx.Err() == nil {
-				octx, cancel := context.WithTimeout(ctx, opTimeout)
+			for done.Load() < int64(cfg.RestartEntries) && fillCtx.Err() == nil {
+				octx, cancel := context.WithTimeout(fillCtx, opTimeout)
 				err := o(octx)
 				cancel()
 				if err != nil {
+					if fillCtx.Err() != nil {
+						return
+					}
 					firstErr.CompareAndSwap(nil, err.Error())
 					if failed.Add(1) > 1000 {
 						return
