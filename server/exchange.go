@@ -276,7 +276,10 @@ func newExchange(n *Node) (*exchange, error) {
 func (x *exchange) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	x.cancel = cancel
-	x.rcpt.recover()
+	if err := x.rcpt.recover(ctx); err != nil {
+		cancel()
+		return err
+	}
 	x.wg.Add(1)
 	go x.rcpt.run(ctx)
 	if x.cfg.PeerTLS == nil {

@@ -36,6 +36,7 @@ type metrics struct {
 	reloads        *prometheus.CounterVec   // result
 	logSize        *prometheus.GaugeVec     // state: integrated, published
 	serving        *prometheus.GaugeVec     // service
+	findingsTime   prometheus.Histogram     // one rule evaluation over the log
 
 	// published is when the node last saw a new published checkpoint
 	// (unix nanoseconds), for parley_checkpoint_age_seconds.
@@ -87,6 +88,11 @@ func newMetrics(n *Node) *metrics {
 			Name: "parley_log_entries",
 			Help: "Size of the exchange log: integrated (durable) and published (covered by the latest witnessed checkpoint).",
 		}, []string{"state"}),
+		findingsTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_findings_evaluation_seconds",
+			Help:    "Duration of one evaluation of the agreed rules over the whole log (read from disk, decoded, judged).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
 		serving: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "parley_health_serving",
 			Help: "1 if the gRPC health service reports SERVING for the service (\"\" is the whole node), else 0.",
@@ -97,7 +103,7 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.grpc, m.accepted, m.duplicates, m.rejected, m.deliveryLag, m.rateLimited,
-		m.witnessLatency, m.reloads, m.logSize, m.serving,
+		m.witnessLatency, m.reloads, m.logSize, m.serving, m.findingsTime,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parley_checkpoint_age_seconds",
 			Help: "Time since this node last published a new checkpoint (at most since the node started).",
@@ -114,6 +120,11 @@ func newMetrics(n *Node) *metrics {
 // acknowledged yet. The delivery worker of each peer calls it.
 func (m *metrics) setDeliveryLag(peer string, entries uint64) {
 	m.deliveryLag.WithLabelValues(peer).Set(float64(entries))
+}
+
+// findingsEvaluated records how long an evaluation of the rules took.
+func (m *metrics) findingsEvaluated(d time.Duration) {
+	m.findingsTime.Observe(d.Seconds())
 }
 
 // entryAccepted counts an entry accepted from source.
@@ -203,6 +214,9 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// scrapeFindingsTimeout bounds the rule evaluation a scrape may wait for.
+const scrapeFindingsTimeout = 30 * time.Second
+
 // nodeCollector reads, at scrape time, the metrics that are functions of
 // the node's state: findings, certificate expiry and CRLs.
 type nodeCollector struct{ n *Node }
@@ -231,7 +245,14 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ rule, party string }
 	counts := map[key]int{}
-	for _, f := range c.n.findings() {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeFindingsTimeout)
+	fs, err := c.n.findings(ctx)
+	cancel()
+	if err != nil {
+		// The gauge is left out of this scrape rather than reported as 0.
+		c.n.log.Warn("metrics: couldn't evaluate findings", "err", err)
+	}
+	for _, f := range fs {
 		counts[key{f.GetRule(), f.GetParty()}]++
 	}
 	for k, v := range counts {

@@ -45,19 +45,15 @@ type Node struct {
 
 	// mu guards the feed heads and the pending entries: every sequence
 	// decision is taken under it, so two entries can never take one seq.
-	mu         sync.Mutex
-	heads      map[string]verifier.FeedState
-	pending    map[feedKey]pendingEntry
-	statements []rules.Entry // every accepted statement, for the rule engine
+	mu      sync.Mutex
+	heads   map[string]verifier.FeedState
+	pending map[feedKey]pendingEntry
 
 	// findingsMu serialises rule evaluations and guards findingsCache, the
-	// last evaluation (findings for count statements at a time).
+	// last evaluation. The node keeps no statements in memory: each
+	// evaluation reads them from the log (findings.go).
 	findingsMu    sync.Mutex
-	findingsCache struct {
-		count int
-		at    time.Time
-		out   []*parleyv1.Finding
-	}
+	findingsCache findingsCache
 }
 
 type feedKey struct {
@@ -229,25 +225,6 @@ func (n *Node) reconcile(ctx context.Context) error {
 	for sender, h := range heads {
 		n.heads[sender] = verifier.FeedState{Seq: h.Seq, Digest: h.Digest, PayloadDigest: h.PayloadDigest}
 	}
-	// The rule engine needs every statement: read the log once.
-	const batch = 1000
-	for start := uint64(0); start < size; start += batch {
-		count := batch
-		if rem := size - start; rem < batch {
-			count = int(rem)
-		}
-		raws, err := n.tlog.Entries(ctx, start, count)
-		if err != nil {
-			return fmt.Errorf("couldn't read log entries from %d: %w", start, err)
-		}
-		for _, raw := range raws {
-			p, err := envelope.Parse(raw)
-			if err != nil {
-				return fmt.Errorf("log holds an unparsable entry: %w", err)
-			}
-			n.statements = append(n.statements, ruleEntry(p))
-		}
-	}
 	n.log.Info("reconciled state from the log", "entries", size, "feeds", len(heads))
 	return nil
 }
@@ -267,11 +244,6 @@ func (n *Node) Close() error {
 	}
 	n.hub.close()
 	return errors.Join(errs...)
-}
-
-func ruleEntry(p *envelope.Parsed) rules.Entry {
-	h := p.Statement.GetHeader()
-	return rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: p.Digest, Statement: p.Statement}
 }
 
 // accepted is the outcome of accepting an envelope.
@@ -405,9 +377,6 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	}
 	n.mu.Lock()
 	delete(n.pending, adm.key)
-	if err == nil {
-		n.statements = append(n.statements, ruleEntry(adm.res.Parsed))
-	}
 	n.mu.Unlock()
 	close(adm.pending.done)
 	if err != nil {

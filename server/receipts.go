@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/parley-dev/parley/envelope"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier/rules"
 )
 
 // Receipts: a node acknowledges every substantive entry of another party
@@ -58,41 +60,78 @@ func (r *receipter) add(sender string, seq uint64, digest [32]byte, at time.Time
 	}
 }
 
+// Bounds of the log tail that recover reads: at least recoverMinScan
+// entries and back past recoverReceipts of the node's own receipts, at
+// most recoverMaxScan entries.
+const (
+	recoverMinScan  = 10_000
+	recoverMaxScan  = 100_000
+	recoverReceipts = 3
+)
+
 // recover queues acknowledgements of the substantive entries of other
 // parties that the log holds but that none of this node's receipts
 // acknowledges: those accepted just before a crash. Their received_at is
 // now, the earliest time this node can still vouch for. Call it before run,
 // after the node reconciled its state.
-func (r *receipter) recover() {
+//
+// It reads only the tail of the log. A receipt always follows, in the log,
+// the entries it acknowledges (an entry is queued for acknowledgement only
+// once it is durable), and the node writes a receipt at least every
+// ReceiptDelay while acknowledgements are queued; so an entry older than
+// the node's last few receipts was acknowledged by one of them, and the
+// tail back past recoverReceipts receipts (and at least recoverMinScan
+// entries) holds every entry that may lack one. Acknowledging an entry
+// twice is harmless: the rules take the earliest acknowledgement.
+func (r *receipter) recover(ctx context.Context) error {
 	n := r.x.n
-	n.mu.Lock()
+	size, err := n.tlog.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't read the log size: %w", err)
+	}
+	from, receipts := size, 0
+	for from > 0 && size-from < recoverMaxScan && (size-from < recoverMinScan || receipts < recoverReceipts) {
+		start := from - min(from, ruleReadBatch)
+		err := n.scanStatements(ctx, start, from, func(e rules.Entry) error {
+			if e.Sender == n.party && e.Statement.GetBody().GetReceipt() != nil {
+				receipts++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		from = start
+	}
 	acked := map[feedKey]bool{}
-	for _, e := range n.statements {
-		if e.Sender != n.party {
-			continue
+	var missing []rules.Entry
+	err = n.scanStatements(ctx, from, size, func(e rules.Entry) error {
+		rc := e.Statement.GetBody().GetReceipt()
+		switch {
+		case e.Sender == n.party:
+			for _, a := range rc.GetAcks() {
+				acked[feedKey{a.GetSender(), a.GetSeq()}] = true
+			}
+		case rc == nil && e.Statement.GetBody().GetKind() != nil:
+			missing = append(missing, rules.Entry{Sender: e.Sender, Seq: e.Seq, Digest: e.Digest})
 		}
-		for _, a := range e.Statement.GetBody().GetReceipt().GetAcks() {
-			acked[feedKey{a.GetSender(), a.GetSeq()}] = true
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	var missing []feedKey
-	digests := map[feedKey][32]byte{}
-	for _, e := range n.statements {
-		k := feedKey{e.Sender, e.Seq}
-		if e.Sender == n.party || e.Statement.GetBody().GetReceipt() != nil || acked[k] {
-			continue
-		}
-		missing = append(missing, k)
-		digests[k] = e.Digest
-	}
-	n.mu.Unlock()
 	now := n.cfg.Now()
-	for _, k := range missing {
-		r.add(k.sender, k.seq, digests[k], now)
+	queued := 0
+	for _, e := range missing {
+		if !acked[feedKey{e.Sender, e.Seq}] {
+			r.add(e.Sender, e.Seq, e.Digest, now)
+			queued++
+		}
 	}
-	if len(missing) > 0 {
-		r.x.log.Info("acknowledging entries accepted before the last stop", "acks", len(missing))
+	if queued > 0 {
+		r.x.log.Info("acknowledging entries accepted before the last stop", "acks", queued, "log_tail_read", size-from)
 	}
+	return nil
 }
 
 // run writes receipts until ctx is done, then writes what is left.

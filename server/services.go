@@ -302,7 +302,11 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 			// second per subscriber, however fast entries arrive.
 			var fs []*parleyv1.Finding
 			if time.Since(lastEval) >= time.Second {
-				fs, lastEval = s.n.findings(), time.Now()
+				var err error
+				if fs, err = s.n.findings(ctx); err != nil {
+					return s.n.statusOf(ctx, err)
+				}
+				lastEval = time.Now()
 			}
 			for _, f := range fs {
 				key := string(mustMarshal(f))
@@ -324,42 +328,17 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 	}
 }
 
-// findings evaluates the agreed rules over every accepted entry, with
-// deadlines judged at now (to the second).
-func (n *Node) findings() []*parleyv1.Finding {
-	return n.findingsAt(n.cfg.Now().Truncate(time.Second))
-}
-
-// findingsAt evaluates the rules with deadlines judged at now. Findings
-// are a function of the entries and now, so the last evaluation is reused
-// while neither changed: metrics scrapes, subscriptions and queries within
-// the same second share one evaluation.
-func (n *Node) findingsAt(now time.Time) []*parleyv1.Finding {
-	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
-	defer n.findingsMu.Unlock()
-	n.mu.Lock()
-	count := len(n.statements)
-	if n.findingsCache.out != nil && n.findingsCache.count == count && n.findingsCache.at.Equal(now) {
-		n.mu.Unlock()
-		return n.findingsCache.out
-	}
-	entries := append(n.statements[:0:0], n.statements...)
-	n.mu.Unlock()
-	out := n.engine.Evaluate(entries, now)
-	if out == nil {
-		out = []*parleyv1.Finding{}
-	}
-	n.findingsCache.count, n.findingsCache.at, n.findingsCache.out = count, now, out
-	return out
-}
-
 func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
 	resp := &parleyv1.ListFindingsResponse{}
 	at := s.n.cfg.Now()
 	if req.GetAsOf() != nil {
 		at = req.GetAsOf().AsTime()
 	}
-	for _, f := range s.n.findingsAt(at) {
+	fs, err := s.n.findingsAt(ctx, at)
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	for _, f := range fs {
 		if (req.GetParty() == "" || f.GetParty() == req.GetParty()) && (req.GetRule() == "" || f.GetRule() == req.GetRule()) {
 			resp.Findings = append(resp.Findings, f)
 		}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier/rules"
+)
+
+// Findings: the rules engine judges the whole log, so a node that kept every
+// statement in memory for it would grow by about a kilobyte per entry,
+// without bound. The node keeps none: an evaluation reads the statements from
+// the log (the source of truth, and on local disk), evaluates, and drops
+// them. Only the findings of the last evaluation are kept.
+//
+// Explicit queries (ListFindings) always get an evaluation of the log as it
+// is, at the time they ask about; two queries about the same log size and
+// second share one evaluation. Background consumers (metrics scrapes,
+// subscriptions) accept findings a little stale: they reuse the last
+// evaluation while it is younger than max(findingsMinAge, findingsDuty ×
+// the time it took), so that however often they ask, evaluating costs at
+// most about 1/findingsDuty of one core.
+
+const (
+	// findingsMinAge is how long background consumers reuse an evaluation
+	// at least.
+	findingsMinAge = time.Second
+	// findingsDuty bounds background evaluation: an evaluation that took d
+	// is reused for findingsDuty × d.
+	findingsDuty = 20
+	// ruleReadBatch is how many log entries one read fetches.
+	ruleReadBatch = 1024
+)
+
+// findingsCache is the last evaluation.
+type findingsCache struct {
+	size uint64    // log entries it judged
+	at   time.Time // when deadlines were judged
+	done time.Time // when it finished
+	took time.Duration
+	out  []*parleyv1.Finding
+}
+
+// findings evaluates the agreed rules over the log for a background
+// consumer: it may return the last evaluation if it is recent enough.
+func (n *Node) findings(ctx context.Context) ([]*parleyv1.Finding, error) {
+	n.findingsMu.Lock()
+	c := n.findingsCache
+	n.findingsMu.Unlock()
+	if c.out != nil && time.Since(c.done) < max(findingsMinAge, findingsDuty*c.took) {
+		return c.out, nil
+	}
+	return n.findingsAt(ctx, n.cfg.Now().Truncate(time.Second))
+}
+
+// findingsAt evaluates the rules over every entry of the log, with
+// deadlines judged at now. Findings are a function of the entries and now,
+// so the last evaluation is reused while neither changed.
+func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Finding, error) {
+	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
+	defer n.findingsMu.Unlock()
+	size, err := n.tlog.IntegratedSize(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the log size: %w", err)
+	}
+	if c := n.findingsCache; c.out != nil && c.size == size && c.at.Equal(now) {
+		return c.out, nil
+	}
+	start := time.Now()
+	var entries []rules.Entry
+	err = n.scanStatements(ctx, 0, size, func(e rules.Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := n.engine.Evaluate(entries, now)
+	if out == nil {
+		out = []*parleyv1.Finding{}
+	}
+	took := time.Since(start)
+	n.findingsCache = findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
+	n.metrics.findingsEvaluated(took)
+	return out, nil
+}
+
+// scanStatements calls fn with the statement of every log entry in
+// [from, to), in log order. The entries were verified when the node
+// accepted them, so this only decodes them.
+func (n *Node) scanStatements(ctx context.Context, from, to uint64, fn func(rules.Entry) error) error {
+	for start := from; start < to; start += ruleReadBatch {
+		count := int(min(ruleReadBatch, to-start))
+		raws, err := n.tlog.Entries(ctx, start, count)
+		if err != nil {
+			return fmt.Errorf("couldn't read log entries from %d: %w", start, err)
+		}
+		for i, raw := range raws {
+			e, err := decodeStatement(raw)
+			if err != nil {
+				return fmt.Errorf("log entry %d: %w", start+uint64(i), err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// decodeStatement decodes a logged envelope for the rules engine, without
+// the checks the node made when it accepted it.
+func decodeStatement(raw []byte) (rules.Entry, error) {
+	var env parleyv1.Envelope
+	if err := proto.Unmarshal(raw, &env); err != nil {
+		return rules.Entry{}, fmt.Errorf("logged envelope does not decode: %w", err)
+	}
+	st := new(parleyv1.Statement)
+	if err := proto.Unmarshal(env.GetPayload(), st); err != nil {
+		return rules.Entry{}, fmt.Errorf("logged statement does not decode: %w", err)
+	}
+	h := st.GetHeader()
+	return rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: sha256.Sum256(raw), Statement: st}, nil
+}
