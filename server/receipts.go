@@ -60,9 +60,10 @@ func (r *receipter) add(sender string, seq uint64, digest [32]byte, at time.Time
 	}
 }
 
-// Bounds of the log tail that recover reads: at least recoverMinScan
-// entries and back past recoverReceipts of the node's own receipts, at
-// most recoverMaxScan entries.
+// Bounds of the log tail that recover reads: back past recoverReceipts of
+// the node's own receipts and at least recoverMinScan entries, or back
+// past recoverMinScan entries none of which needs a receipt; at most
+// recoverMaxScan entries.
 const (
 	recoverMinScan  = 10_000
 	recoverMaxScan  = 100_000
@@ -79,9 +80,10 @@ const (
 // the entries it acknowledges (an entry is queued for acknowledgement only
 // once it is durable), and the node writes a receipt at least every
 // ReceiptDelay while acknowledgements are queued; so an entry older than
-// the node's last few receipts was acknowledged by one of them, and the
-// tail back past recoverReceipts receipts (and at least recoverMinScan
-// entries) holds every entry that may lack one. Acknowledging an entry
+// the node's last few receipts, or older than a long run of entries that
+// need no receipt, was acknowledged before the node last stopped (or found
+// by recover when it last started); so the tail holds every entry that may
+// lack one. Acknowledging an entry
 // twice is harmless: the rules take the earliest acknowledgement.
 func (r *receipter) recover(ctx context.Context) error {
 	n := r.x.n
@@ -89,17 +91,32 @@ func (r *receipter) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("couldn't read the log size: %w", err)
 	}
-	from, receipts := size, 0
-	for from > 0 && size-from < recoverMaxScan && (size-from < recoverMinScan || receipts < recoverReceipts) {
+	// Walk back in batches until the tail holds recoverReceipts of the
+	// node's receipts, or recoverMinScan entries that need none (so none
+	// that would be left unacknowledged), whichever comes first.
+	from, receipts, quiet := size, 0, uint64(0)
+	for from > 0 && size-from < recoverMaxScan && quiet < recoverMinScan &&
+		(size-from < recoverMinScan || receipts < recoverReceipts) {
 		start := from - min(from, ruleReadBatch)
+		var batch []rules.Entry
 		err := n.scanStatements(ctx, start, from, func(e rules.Entry) error {
-			if e.Sender == n.party && e.Statement.GetBody().GetReceipt() != nil {
-				receipts++
-			}
+			batch = append(batch, e)
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		for _, e := range slices.Backward(batch) {
+			rc := e.Statement.GetBody().GetReceipt()
+			switch {
+			case e.Sender == n.party && rc != nil:
+				receipts++
+				quiet++
+			case e.Sender != n.party && rc == nil:
+				quiet = 0
+			default:
+				quiet++
+			}
 		}
 		from = start
 	}
