@@ -1,9 +1,7 @@
 package agreement
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/url"
@@ -181,24 +179,13 @@ func (v *validator) ca(path, s string) {
 		v.errorf(path, "missing (want the PEM CA certificate)")
 		return
 	}
-	rest := []byte(s)
-	for n := 0; ; n++ {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			switch {
-			case n == 0:
-				v.errorf(path, "no PEM block found (want one or more CERTIFICATE blocks)")
-			case len(bytes.TrimSpace(rest)) != 0:
-				v.errorf(path, "unexpected data after certificate %d (want only CERTIFICATE blocks)", n-1)
-			}
-			return
-		}
-		if block.Type != "CERTIFICATE" {
-			v.errorf(path, "PEM block %d is %q (want CERTIFICATE)", n, block.Type)
-			return
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+	ders, err := keys.PEMBlocks([]byte(s), "CERTIFICATE")
+	if err != nil {
+		v.errorf(path, "%v", err)
+		return
+	}
+	for n, der := range ders {
+		cert, err := x509.ParseCertificate(der)
 		if err != nil {
 			v.errorf(path, "certificate %d: couldn't parse: %v", n, err)
 			return

@@ -267,6 +267,9 @@ func keyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 
 // parseKeyPEM parses a single PEM ECDSA P-256 private key, PKCS #8 or SEC 1.
 func parseKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
+	if t := bytes.TrimSpace(data); len(t) > 0 && !bytes.HasPrefix(t, []byte("-----BEGIN ")) {
+		return nil, fmt.Errorf("unexpected data before the PEM private key")
+	}
 	block, rest := pem.Decode(data)
 	if block == nil {
 		return nil, fmt.Errorf("no PEM private key found")
@@ -297,28 +300,17 @@ func parseKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
 // parseCertsPEM parses one or more PEM certificates. Any other PEM block, or
 // trailing data that is not PEM, is an error.
 func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block %d is %q, want \"CERTIFICATE\"", len(certs)+1, block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+	ders, err := pemBlocks(data, "CERTIFICATE", "certificate")
+	if err != nil {
+		return nil, err
+	}
+	certs := make([]*x509.Certificate, 0, len(ders))
+	for i, der := range ders {
+		cert, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("couldn't parse certificate %d: %w", len(certs)+1, err)
+			return nil, fmt.Errorf("couldn't parse certificate %d: %w", i+1, err)
 		}
 		certs = append(certs, cert)
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("unexpected data after PEM certificate %d", len(certs))
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("no PEM certificate found")
 	}
 	return certs, nil
 }

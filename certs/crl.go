@@ -62,28 +62,17 @@ func ParseRevocationLists(data []byte) ([]*x509.RevocationList, error) {
 		}
 		return []*x509.RevocationList{crl}, nil
 	}
+	ders, err := pemBlocks(data, crlPEMType, "CRL")
+	if err != nil {
+		return nil, err
+	}
 	var crls []*x509.RevocationList
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != crlPEMType {
-			return nil, fmt.Errorf("PEM block %d is %q, want %q", len(crls)+1, block.Type, crlPEMType)
-		}
-		crl, err := x509.ParseRevocationList(block.Bytes)
+	for i, der := range ders {
+		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return nil, fmt.Errorf("couldn't parse CRL %d: %w", len(crls)+1, err)
+			return nil, fmt.Errorf("couldn't parse CRL %d: %w", i+1, err)
 		}
 		crls = append(crls, crl)
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("unexpected data after PEM CRL %d", len(crls))
-	}
-	if len(crls) == 0 {
-		return nil, errors.New("no PEM CRL found")
 	}
 	return crls, nil
 }

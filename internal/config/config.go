@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -170,9 +171,7 @@ func Load(path string) (*Node, error) {
 		return nil, fmt.Errorf("couldn't read config: %w", err)
 	}
 	var c Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := decodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("couldn't decode config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)
@@ -349,4 +348,22 @@ func WitnessClient(bundle *certs.TrustBundle, kp *certs.KeyPair) *http.Client {
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4},
 	}
+}
+
+// decodeStrict decodes data, which must be one YAML document with only
+// known fields, into v. An empty file decodes to the zero value.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("a second YAML document starts at line %d (want one document; a second one would be ignored)", extra.Line)
+	}
+	return nil
 }

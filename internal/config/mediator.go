@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/parley-dev/parley/agreement"
 	"github.com/parley-dev/parley/certs"
@@ -62,9 +59,7 @@ func LoadMediator(path string) (*Mediator, error) {
 		return nil, fmt.Errorf("couldn't read config: %w", err)
 	}
 	var c Mediator
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := decodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("couldn't decode config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)

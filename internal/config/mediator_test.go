@@ -20,6 +20,8 @@ func TestLoadMediator(t *testing.T) {
 		{"missing tls key", strings.Replace(full, "  key: mediator.key\n", "", 1), "tls.key: required"},
 		{"sync too fast", full + "sync_interval: 1ms\n", "sync_interval"},
 		{"bad log level", full + "log_level: loud\n", "log_level"},
+		{"second document", full + "---\nid: other\n", "a second YAML document starts at line 8"},
+		{"empty", "", "id: required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,6 +86,7 @@ func TestOpsFieldErrors(t *testing.T) {
 		{"negative burst", "limits: {burst_per_party: -1}", "limits.burst_per_party"},
 		{"bad keepalive", "limits: {keepalive_time: 10ms}", "limits.keepalive_time"},
 		{"unknown limit", "limits: {max_streams: 5}", "field max_streams not found"},
+		{"second document", "---\nlisten: 127.0.0.1:7009", "a second YAML document starts at line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
