@@ -13,6 +13,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/keys"
 )
 
@@ -179,7 +180,7 @@ func (v *validator) ca(path, s string) {
 		v.errorf(path, "missing (want the PEM CA certificate)")
 		return
 	}
-	ders, err := keys.PEMBlocks([]byte(s), "CERTIFICATE")
+	ders, err := certs.PEMBlocks([]byte(s), "CERTIFICATE", "certificate")
 	if err != nil {
 		v.errorf(path, "%v", err)
 		return

@@ -300,7 +300,7 @@ func parseKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
 // parseCertsPEM parses one or more PEM certificates. Any other PEM block, or
 // trailing data that is not PEM, is an error.
 func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	ders, err := pemBlocks(data, "CERTIFICATE", "certificate")
+	ders, err := PEMBlocks(data, "CERTIFICATE", "certificate")
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func ParseRevocationLists(data []byte) ([]*x509.RevocationList, error) {
 		}
 		return []*x509.RevocationList{crl}, nil
 	}
-	ders, err := pemBlocks(data, crlPEMType, "CRL")
+	ders, err := PEMBlocks(data, crlPEMType, "CRL")
 	if err != nil {
 		return nil, err
 	}

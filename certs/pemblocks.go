@@ -6,13 +6,13 @@ import (
 	"fmt"
 )
 
-// pemBlocks decodes data as PEM blocks of type blockType and nothing else:
-// only white space may come before, between and after them (pem.Decode on
-// its own skips text before a block, and a block it cannot parse). It
-// returns at least one block's bytes, or an error that says what was wrong.
-// Package keys has the same check for key and agreement files; certs
-// imports no other package of the project.
-func pemBlocks(data []byte, blockType, what string) ([][]byte, error) {
+// PEMBlocks decodes data as PEM blocks of type blockType and nothing else:
+// only white space may come before, between and after them. pem.Decode on
+// its own skips any text before a block, and a block it cannot parse, so a
+// person reading the file could see one thing and the program use another.
+// It returns at least one block's bytes, or an error that says what was
+// wrong; what names the blocks in errors ("certificate", "CRL").
+func PEMBlocks(data []byte, blockType, what string) ([][]byte, error) {
 	var out [][]byte
 	rest := data
 	for {

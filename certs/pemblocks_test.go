@@ -29,7 +29,7 @@ func TestPEMBlocks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := pemBlocks([]byte(tc.data), "CERTIFICATE", "certificate")
+			got, err := PEMBlocks([]byte(tc.data), "CERTIFICATE", "certificate")
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %q, %v; want an error containing %q", got, err, tc.wantErr)
@@ -57,7 +57,7 @@ func FuzzPEMBlocks(f *testing.F) {
 	f.Add([]byte(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("x")})))
 	f.Add([]byte("junk\n-----BEGIN CERTIFICATE-----\neA==\n-----END CERTIFICATE-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		blocks, err := pemBlocks(data, "CERTIFICATE", "certificate")
+		blocks, err := PEMBlocks(data, "CERTIFICATE", "certificate")
 		if err != nil {
 			return
 		}

@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"proto/...":     {"proto/..."},
 	"keys":          {},
 	"certs":         {},
-	"agreement":     {"keys"},
+	"agreement":     {"keys", "certs"},
 	"agreement/...": {"agreement", "keys", "certs"},
 	"envelope":      {"keys", "proto/..."},
 	"verifier/...":  {"verifier/...", "agreement", "envelope", "keys", "proto/..."},
