@@ -184,7 +184,9 @@ func TestParsePartyErrors(t *testing.T) {
 		{"ca trailing data", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 0).CA += "junk\n" }, "parties[0].ca: unexpected data after PEM certificate 1"},
 		{"ca leading text", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 0).CA = "the CA of bravo:\n" + p(f, 0).CA }, "parties[0].ca: unexpected data before the first PEM certificate"},
 		{"ca text between blocks", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 0).CA += "and also:\n" + p(f, 1).CA }, "parties[0].ca: unexpected data after PEM certificate 1"},
-		{"ca malformed block", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 0).CA = "-----BEGIN CERTIFICATE-----\n!!!\n" + p(f, 0).CA }, "parties[0].ca: malformed PEM block 1"},
+		{"ca malformed block", func(_ testing.TB, f *agreementtest.Fixture) {
+			p(f, 0).CA = "-----BEGIN CERTIFICATE-----\n!!!\n" + p(f, 0).CA
+		}, "parties[0].ca: malformed PEM block 1"},
 		{"no endpoints", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).Endpoints = nil }, "parties[1].endpoints: none listed"},
 		{"endpoint without port", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).Endpoints = []string{"bravo.example"} }, `parties[1].endpoints[0]: "bravo.example" is not host:port`},
 		{"endpoint without host", func(_ testing.TB, f *agreementtest.Fixture) { p(f, 1).Endpoints = []string{":8443"} }, `parties[1].endpoints[0]: ":8443" has no host`},
