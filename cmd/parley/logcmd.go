@@ -407,30 +407,54 @@ func entryArgs(pos []string) (string, uint64, error) {
 	return pos[0], seq, nil
 }
 
-func runLogShow(ctx context.Context, env *Env, args []string) error {
+// loggedEntry is an entry of a node's log named on the command line, read
+// with an inclusion proof checked against the node's verified checkpoint.
+type loggedEntry struct {
+	r      *logReader
+	cp     *client.Checkpoint
+	sender string
+	seq    uint64
+	e      *parleyv1.LogEntry
+	p      *envelope.Parsed
+}
+
+// openEntry parses the flags and SENDER SEQ of log show and log prove, and
+// reads that entry. The caller closes r.
+func openEntry(ctx context.Context, env *Env, name, usage string, args []string) (*loggedEntry, error) {
 	var lf logFlags
-	fs := env.newLogFlagSet("show", &lf)
-	pos, err := env.parseFlags(fs, logShowUsage, args)
+	fs := env.newLogFlagSet(name, &lf)
+	pos, err := env.parseFlags(fs, usage, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sender, seq, err := entryArgs(pos)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r, err := lf.open(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer r.Close()
 	cp, _, err := r.checkpoint(ctx)
 	if err != nil {
-		return err
+		r.Close()
+		return nil, err
 	}
 	e, p, err := r.entry(ctx, cp, sender, seq)
 	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &loggedEntry{r: r, cp: cp, sender: sender, seq: seq, e: e, p: p}, nil
+}
+
+func runLogShow(ctx context.Context, env *Env, args []string) error {
+	le, err := openEntry(ctx, env, "show", logShowUsage, args)
+	if err != nil {
 		return err
 	}
+	defer le.r.Close()
+	r, cp, sender, seq, e, p := le.r, le.cp, le.sender, le.seq, le.e, le.p
 	keyID, err := r.checkSignature(p)
 	if err != nil {
 		return err
@@ -483,29 +507,12 @@ func (r *logReader) checkSignature(p *envelope.Parsed) (string, error) {
 }
 
 func runLogProve(ctx context.Context, env *Env, args []string) error {
-	var lf logFlags
-	fs := env.newLogFlagSet("prove", &lf)
-	pos, err := env.parseFlags(fs, logProveUsage, args)
+	le, err := openEntry(ctx, env, "prove", logProveUsage, args)
 	if err != nil {
 		return err
 	}
-	sender, seq, err := entryArgs(pos)
-	if err != nil {
-		return err
-	}
-	r, err := lf.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	cp, _, err := r.checkpoint(ctx)
-	if err != nil {
-		return err
-	}
-	e, _, err := r.entry(ctx, cp, sender, seq)
-	if err != nil {
-		return err
-	}
+	defer le.r.Close()
+	r, cp, sender, seq, e := le.r, le.cp, le.sender, le.seq, le.e
 	// entry verified a proof already; fetch it again to print it, and
 	// verify what is printed.
 	resp, err := r.c.Log.GetInclusionProof(ctx, &parleyv1.GetInclusionProofRequest{Index: e.GetIndex(), TreeSize: cp.Size})
