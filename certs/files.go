@@ -20,22 +20,24 @@ func WriteFiles(dir, name string, certPEM, keyPEM []byte) (certPath, keyPath str
 		return "", "", fmt.Errorf("couldn't create directory: %w", err)
 	}
 	certPath = filepath.Join(dir, name+".crt")
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
 		return "", "", err
 	}
 	if keyPEM == nil {
 		return certPath, "", nil
 	}
 	keyPath = filepath.Join(dir, name+".key")
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
 		return "", "", err
 	}
 	return certPath, keyPath, nil
 }
 
-// writeFileAtomic writes data to a temporary file next to path, with mode
-// perm, and renames it over path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+// WriteFileAtomic writes data to a new temporary file next to path, with
+// mode perm, syncs it, renames it over path and syncs the directory, so
+// that path is never partly written, survives a crash once this returns,
+// and a replaced secret file never keeps a looser mode.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("couldn't write %s: %w", path, err)
@@ -60,6 +62,14 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("couldn't sync the directory of %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("couldn't sync the directory of %s: %w", path, err)
 	}
 	return nil
 }

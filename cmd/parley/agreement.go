@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/parley-dev/parley/agreement"
+	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/keys"
 )
 
@@ -193,7 +194,7 @@ func runAgreementSign(ctx context.Context, env *Env, args []string) error {
 	if err := f.Sign(ctx, party, signer); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(out, f.Marshal(), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(out, f.Marshal(), 0o644); err != nil {
 		return err
 	}
 	st, err := f.Verify()

@@ -283,10 +283,10 @@ func runCertsRenew(_ context.Context, env *Env, args []string) error {
 	}
 	// The key first: a node that reloads in between sees a mismatched pair,
 	// refuses it and keeps the old one until the certificate follows.
-	if err := writeFileAtomic(keyFile, key, 0o600); err != nil {
+	if err := certs.WriteFileAtomic(keyFile, key, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(certFile, leaf.CertPEM(), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(certFile, leaf.CertPEM(), 0o644); err != nil {
 		return err
 	}
 	env.Logger.Info("renewed certificate", "identity", id.String(), "old_serial", old.SerialNumber.Text(16),
@@ -365,11 +365,11 @@ func (st *revocationState) writeCRL(dir string, ca *certs.CA, validity time.Dura
 	}
 	// The state first: a CRL is never written with a number the state
 	// does not remember.
-	if err := writeFileAtomic(filepath.Join(dir, revocationStateFile), data, 0o644); err != nil {
+	if err := certs.WriteFileAtomic(filepath.Join(dir, revocationStateFile), data, 0o644); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, crlFile)
-	if err := writeFileAtomic(path, crl, 0o644); err != nil {
+	if err := certs.WriteFileAtomic(path, crl, 0o644); err != nil {
 		return "", err
 	}
 	return path, nil
