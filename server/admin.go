@@ -92,12 +92,19 @@ func (n *Node) ServeAdmin(ctx context.Context, lis net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
 	log.Info("serving admin (metrics, pprof, channelz) on loopback", "addr", lis.Addr().String())
+	return serveHTTP(ctx, srv, func() error { return srv.Serve(lis) }, "admin server")
+}
+
+// serveHTTP runs serve (srv's Serve or ServeTLS) until it fails or ctx is
+// done, then shuts srv down, giving requests in flight 5 seconds. what
+// names the server in errors.
+func serveHTTP(ctx context.Context, srv *http.Server, serve func() error, what string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("admin server stopped: %w", err)
+		return fmt.Errorf("%s stopped: %w", what, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -106,7 +113,7 @@ func (n *Node) ServeAdmin(ctx context.Context, lis net.Listener) error {
 		_ = srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin server stopped: %w", err)
+		return fmt.Errorf("%s stopped: %w", what, err)
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,23 +43,8 @@ func (n *Node) ServeTiles(ctx context.Context, lis net.Listener) error {
 		// are the client's problem; keep them out of the node's warnings.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(lis, "", "") }()
 	log.Info("serving log tiles", "addr", lis.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("tile server stopped: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("tile server stopped: %w", err)
-	}
-	return nil
+	return serveHTTP(ctx, srv, func() error { return srv.ServeTLS(lis, "", "") }, "tile server")
 }
 
 // authorizeTiles admits to next only the identities that may read the log
