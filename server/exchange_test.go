@@ -308,6 +308,22 @@ func TestExchangeCatchesEquivocation(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("bravo's subscriber got no evidence")
 	}
+
+	// A subscriber that comes later is sent the evidence kept before it
+	// came (the node reads it from its store, not from memory).
+	late, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	got := false
+	_ = operator(t, run, "charlie").Subscribe(late, 0, true, func(ev *parleyv1.SubscribeResponse) error {
+		if ev.GetEvidence().GetEquivocation().GetSender() == "alpha" {
+			got = true
+			return errors.New("done")
+		}
+		return nil
+	})
+	if !got {
+		t.Error("a later subscriber of charlie's node got no evidence")
+	}
 }
 
 // checkpointFor signs a checkpoint of tree as the log of party.

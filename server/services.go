@@ -266,16 +266,13 @@ func (n *Node) checkSize(ctx context.Context, treeSize uint64) error {
 func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream parleyv1.SubscriptionService_SubscribeServer) error {
 	ctx := stream.Context()
 	next := req.GetFromIndex()
-	_, evSeen := s.n.hub.waiter()
-	if req.GetIncludeFindings() {
-		evSeen = 0
-	}
-	sentFindings := map[string]bool{}
+	evRead := -1 // the hub's evidence count when the store was last read
+	sent := map[string]bool{}
 	var lastEval time.Time
 	poll := time.NewTicker(s.n.cfg.CheckpointInterval)
 	defer poll.Stop()
 	for {
-		wake, _ := s.n.hub.waiter()
+		wake, evCount := s.n.hub.waiter()
 		for {
 			batch, err := s.n.entries(ctx, next, 256)
 			if err != nil {
@@ -292,8 +289,22 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 			next += uint64(len(batch))
 		}
 		if req.GetIncludeFindings() {
-			for _, ev := range s.n.hub.evidenceSince(evSeen) {
-				evSeen++
+			// Evidence comes from the store, kept across restarts:
+			// everything at the start, then whatever is new.
+			var evs []*parleyv1.Evidence
+			if evCount != evRead {
+				var err error
+				if evs, err = s.n.evidence(); err != nil {
+					return s.n.statusOf(ctx, err)
+				}
+				evRead = evCount
+			}
+			for _, ev := range evs {
+				key := "e" + string(mustMarshal(ev))
+				if sent[key] {
+					continue
+				}
+				sent[key] = true
 				if err := stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Evidence{Evidence: ev}, At: timestamppb.Now()}); err != nil {
 					return err
 				}
@@ -309,11 +320,11 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 				lastEval = time.Now()
 			}
 			for _, f := range fs {
-				key := string(mustMarshal(f))
-				if sentFindings[key] {
+				key := "f" + string(mustMarshal(f))
+				if sent[key] {
 					continue
 				}
-				sentFindings[key] = true
+				sent[key] = true
 				if err := stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Finding{Finding: f}, At: timestamppb.Now()}); err != nil {
 					return err
 				}
@@ -347,23 +358,31 @@ func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.Li
 }
 
 func (s *subscriptionService) ListEvidence(ctx context.Context, _ *parleyv1.ListEvidenceRequest) (*parleyv1.ListEvidenceResponse, error) {
-	var raws [][]byte
+	evs, err := s.n.evidence()
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
+	}
+	return &parleyv1.ListEvidenceResponse{Evidence: evs}, nil
+}
+
+// evidence returns the evidence of misbehaviour the node keeps: every
+// equivocation and fork it saw.
+func (n *Node) evidence() ([]*parleyv1.Evidence, error) {
+	var out []*parleyv1.Evidence
 	for _, kind := range []string{"equivocation", "fork"} {
-		kept, err := s.n.store.Evidence(kind)
+		kept, err := n.store.Evidence(kind)
 		if err != nil {
-			return nil, s.n.statusOf(ctx, err)
+			return nil, err
 		}
-		raws = append(raws, kept...)
-	}
-	resp := &parleyv1.ListEvidenceResponse{}
-	for _, raw := range raws {
-		ev := &parleyv1.Evidence{}
-		if err := proto.Unmarshal(raw, ev); err != nil {
-			return nil, s.n.statusOf(ctx, fmt.Errorf("stored evidence does not parse: %w", err))
+		for _, raw := range kept {
+			ev := &parleyv1.Evidence{}
+			if err := proto.Unmarshal(raw, ev); err != nil {
+				return nil, fmt.Errorf("stored evidence does not parse: %w", err)
+			}
+			out = append(out, ev)
 		}
-		resp.Evidence = append(resp.Evidence, ev)
 	}
-	return resp, nil
+	return out, nil
 }
 
 func mustMarshal(m proto.Message) []byte {
