@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -267,7 +268,8 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 	ctx := stream.Context()
 	next := req.GetFromIndex()
 	evRead := -1 // the hub's evidence count when the store was last read
-	sent := map[string]bool{}
+	// sent holds the digests of the evidence and findings sent already.
+	sent := map[[sha256.Size]byte]bool{}
 	var lastEval time.Time
 	poll := time.NewTicker(s.n.cfg.CheckpointInterval)
 	defer poll.Stop()
@@ -300,7 +302,7 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 				evRead = evCount
 			}
 			for _, ev := range evs {
-				key := "e" + string(mustMarshal(ev))
+				key := sha256.Sum256(append([]byte("e"), mustMarshal(ev)...))
 				if sent[key] {
 					continue
 				}
@@ -320,7 +322,7 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 				lastEval = time.Now()
 			}
 			for _, f := range fs {
-				key := "f" + string(mustMarshal(f))
+				key := sha256.Sum256(append([]byte("f"), mustMarshal(f)...))
 				if sent[key] {
 					continue
 				}
