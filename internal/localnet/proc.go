@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -128,29 +129,48 @@ func (p *Process) Restart(ctx context.Context, n *Network) error {
 }
 
 // WaitHealthy polls party's node until its health service says SERVING.
+// It waits for the node's port to accept connections first (every 5 ms),
+// then asks with a fresh client each time: a gRPC channel that failed to
+// connect backs off for a second or more before it tries again, which would
+// be measured as start-up time.
 func (n *Network) WaitHealthy(ctx context.Context, party string, timeout time.Duration) error {
-	c, err := n.Operator(ctx, party)
-	if err != nil {
-		return err
+	p, ok := n.Parties[party]
+	if !ok {
+		return fmt.Errorf("no party %q in the network", party)
 	}
-	defer c.Close()
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ok, err := c.Healthy(cctx, "")
-		cancel()
-		if ok {
-			return nil
+		wait := 50 * time.Millisecond
+		if conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.Address); err != nil {
+			last, wait = err, 5*time.Millisecond
+		} else {
+			conn.Close()
+			ok, err := n.healthy(ctx, party)
+			if ok {
+				return nil
+			}
+			last = err
 		}
-		last = err
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	return fmt.Errorf("node %s not healthy after %s: %v", party, timeout, last)
+}
+
+// healthy asks party's node once, over a new connection, whether it serves.
+func (n *Network) healthy(ctx context.Context, party string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := n.Operator(ctx, party)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	return c.Healthy(ctx, "")
 }
 
 // StartWitnesses runs only the mediators' witnesses in this process, for
