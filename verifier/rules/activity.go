@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
@@ -102,42 +103,44 @@ type version struct {
 // activity is a notified activity with its amendments and cancellation.
 type activity struct {
 	sender   string
-	notice   *item     // the original notification
-	versions []version // in seq order; the last is in effect
-	cancel   *item     // the cancellation that took effect, if any
+	notice   *item      // the original notification
+	versions []version  // in seq order; the last is in effect
+	cancel   *item      // the cancellation that took effect, if any
+	first    [1]version // holds versions until the first amendment
 	// withdrawn is set when the cancellation was given by the start: the
 	// activity then did not take place and no other rule applies to it.
 	withdrawn bool
-	// designations holds the normalised designations of every version.
+	// designations holds the normalised designation of every version, in
+	// seq order (with repetitions).
 	designations []string
 
 	// Derived from the versions by refresh.
 	from, to time.Time // start and end in effect
 	f        forces    // forces in effect
-	since    *version  // see notifiableSince
+	since    int       // index in versions, or -1: see notifiableSince
+	places   []string  // normalised place names in effect, sorted, unique
 }
 
-// refresh recomputes the derived fields after a version was added.
+// refresh updates the derived fields after a version was appended, in
+// constant time per version but for the place names in effect.
 func (a *activity) refresh(e *Engine) {
 	cur := a.latest()
 	a.from, _ = timeOf(cur.GetStart())
 	a.to, _ = timeOf(cur.GetEnd())
 	a.f = forcesOf(cur.GetForces(), cur.GetType())
 	a.designations = append(a.designations, normalize(cur.GetDesignation()))
-	since := -1
-	for i, v := range a.versions {
-		if e.reaches(forcesOf(v.act.GetForces(), v.act.GetType()), levelNotify) {
-			if since < 0 {
-				since = i
-			}
-		} else {
-			since = -1
-		}
+	switch {
+	case !e.reaches(a.f, levelNotify):
+		a.since = -1
+	case len(a.versions) == 1 || a.since < 0:
+		a.since = len(a.versions) - 1
 	}
-	a.since = nil
-	if since >= 0 {
-		a.since = &a.versions[since]
+	a.places = a.places[:0]
+	for _, p := range cur.GetArea().GetPlaceNames() {
+		a.places = append(a.places, normalize(p))
 	}
+	slices.Sort(a.places)
+	a.places = slices.Compact(a.places)
 }
 
 // latest returns the content in effect.
@@ -158,17 +161,11 @@ func (a *activity) forces() forces { return a.f }
 // notification threshold without interruption up to the version in
 // effect, or nil if the version in effect reaches none. Lead times count
 // from it.
-func (a *activity) notifiableSince() *version { return a.since }
-
-// hasDesignation reports whether a version of the activity is designated d
-// (normalised).
-func (a *activity) hasDesignation(d string) bool {
-	for _, x := range a.designations {
-		if x == d {
-			return true
-		}
+func (a *activity) notifiableSince() *version {
+	if a.since < 0 {
+		return nil
 	}
-	return false
+	return &a.versions[a.since]
 }
 
 // describe names the activity for summaries.
@@ -180,18 +177,28 @@ func (a *activity) describe() string {
 // amendments and cancellations in seq order, and reports VD.V.amend.
 // Amendments that refer to nothing are returned for VD.V.lead.
 func (s *vdState) buildActivities() (dangling []*item) {
+	// The activities live in one array, their first versions in them.
+	n := 0
+	for _, it := range s.lg.all {
+		if it.body().GetNotification() != nil {
+			n++
+		}
+	}
+	store := make([]activity, 0, n)
 	for _, sender := range s.lg.senders {
 		for _, it := range s.lg.feeds[sender] {
-			switch b := it.body.GetKind().(type) {
+			switch b := it.body().GetKind().(type) {
 			case *parleyv1.Body_Notification:
 				if !validActivity(b.Notification) {
 					continue
 				}
-				a := &activity{sender: sender, notice: it, versions: []version{{it, b.Notification}}}
+				store = append(store, activity{sender: sender, notice: it, first: [1]version{{it, b.Notification}}})
+				a := &store[len(store)-1]
+				a.versions = a.first[:]
 				a.refresh(s.e)
 				s.acts = append(s.acts, a)
 				s.bySender[sender] = append(s.bySender[sender], a)
-				s.actBySeq[key{sender, it.seq}] = a
+				it.act = a
 			case *parleyv1.Body_Amendment:
 				a := s.target(it, b.Amendment.GetTargetSeq(), "amendment")
 				if a == nil {
@@ -223,21 +230,21 @@ func validActivity(n *parleyv1.ActivityNotification) bool {
 // sender.
 func (s *vdState) target(it *item, seq uint64, what string) *activity {
 	if seq < it.seq {
-		if a := s.actBySeq[key{it.sender, seq}]; a != nil && a.notice.seq == seq {
-			return a
+		if t := s.lg.item(it.sender, seq); t != nil && t.act != nil && t.act.notice == t {
+			return t.act
 		}
 	}
 	var seen string
-	switch t := s.lg.items[key{it.sender, seq}]; {
+	switch t := s.lg.item(it.sender, seq); {
 	case seq >= it.seq:
 		seen = fmt.Sprintf("target seq %d is not earlier than the %s (seq %d)", seq, what, it.seq)
 	case t == nil:
 		seen = fmt.Sprintf("target seq %d is not in %s's feed", seq, it.sender)
 	default:
-		seen = fmt.Sprintf("target seq %d is %s, not a notification", seq, kindName(t.body))
+		seen = fmt.Sprintf("target seq %d is %s, not a notification", seq, kindName(t.body()))
 	}
 	refs := []*item{it}
-	if t := s.lg.items[key{it.sender, seq}]; t != nil {
+	if t := s.lg.item(it.sender, seq); t != nil {
 		refs = append(refs, t)
 	}
 	s.out.add(finding{
@@ -285,7 +292,7 @@ func (s *vdState) amend(a *activity, it *item, n *parleyv1.ActivityNotification)
 	default:
 		a.versions = append(a.versions, version{it, n})
 		a.refresh(s.e)
-		s.actBySeq[key{a.sender, it.seq}] = a
+		it.act = a
 	}
 }
 

@@ -23,15 +23,18 @@ func (s *vdState) deadlineName(y int) string {
 
 // planned returns the activities of sender that need to be in the calendar
 // of year y: not withdrawn, not alert, reaching a notification threshold,
-// starting in y.
+// starting in y; by seq.
 func (s *vdState) planned(sender string, y int) []*activity {
-	var out []*activity
-	for _, a := range s.bySender[sender] {
-		if !a.withdrawn && !a.latest().GetAlert() && a.notifiableSince() != nil && a.start().Year() == y {
-			out = append(out, a)
+	if s.plans == nil {
+		s.plans = make(map[calKey][]*activity)
+		for _, a := range s.acts {
+			if !a.withdrawn && !a.latest().GetAlert() && a.notifiableSince() != nil {
+				k := calKey{sender: a.sender, year: a.start().Year()}
+				s.plans[k] = append(s.plans[k], a)
+			}
 		}
 	}
-	return out
+	return s.plans[calKey{sender: sender, year: y}]
 }
 
 // checkCalendars judges VD.VII.calendar and VD.VII.nil for every party and
@@ -70,7 +73,7 @@ func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 	}
 	if first != nil {
 		what := "calendar"
-		if first.body.GetCalendar().GetNilCalendar() {
+		if first.body().GetCalendar().GetNilCalendar() {
 			f.rule, what = RuleNil, "nil calendar"
 		}
 		f.entries = []*item{first}
@@ -89,27 +92,28 @@ func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 		s.out.add(f)
 		return
 	}
-	for _, a := range planned {
-		f.entries = append(f.entries, a.notice)
+	for _, i := range listed(len(planned)) {
+		f.entries = append(f.entries, planned[i].notice)
 	}
 	f.seen = fmt.Sprintf("no calendar for %d, though it has %s", y, plural(len(planned), "notified activity", "notified activities"))
+	if len(f.entries) < len(planned) {
+		f.seen += fmt.Sprintf("; listed are the %d with the lowest and the %d with the highest seq", listedEnds, listedEnds)
+	}
 	f.summary = fmt.Sprintf("missing calendar of %s for %d", p, y)
 	s.out.add(f)
 }
 
-// listed returns the calendars of the activity's sender for year y that
-// list it by designation, in seq order.
-func (s *vdState) listed(a *activity, y int) []*item {
-	var out []*item
-	for _, cal := range s.cals[a.sender][y] {
-		for _, ce := range cal.body.GetCalendar().GetActivities() {
-			if a.hasDesignation(normalize(ce.GetDesignation())) {
-				out = append(out, cal)
-				break
-			}
+// firstListed returns the calendar of the activity's sender for year y
+// that lists it by one of its designations and was given first (the
+// earliest seq among equal times), or nil.
+func (s *vdState) firstListed(a *activity, y int) *item {
+	var first *item
+	for _, d := range a.designations {
+		if cal := s.calNamed[calKey{a.sender, y, d}]; cal != nil && (first == nil || givenFirst(cal, first)) {
+			first = cal
 		}
 	}
-	return out
+	return first
 }
 
 // checkInCalendar judges VD.VII.incal: a non-alert activity that reaches a
@@ -122,7 +126,7 @@ func (s *vdState) checkInCalendar(a *activity) {
 	}
 	y := a.start().Year()
 	at := s.deadlineEnd(y - 1)
-	if len(s.listed(a, y)) > 0 || !at.After(s.lg.earliest) {
+	if s.firstListed(a, y) != nil || !at.After(s.lg.earliest) {
 		return
 	}
 	if a.notice.given.After(at) {
@@ -157,12 +161,7 @@ func (s *vdState) checkLarge(a *activity) {
 	if !due.After(s.lg.earliest) {
 		return
 	}
-	var first *item
-	for _, cal := range s.listed(a, y) {
-		if first == nil || cal.given.Before(first.given) {
-			first = cal
-		}
-	}
+	first := s.firstListed(a, y)
 	if first != nil && first.given.Before(due) {
 		return
 	}
@@ -193,6 +192,9 @@ func (s *vdState) checkLarge(a *activity) {
 // checkThreeYears judges VD.VIII.three_years: per sender, at most
 // LargeMaxCount activities exceeding the constraining thresholds start in
 // any LargePerYears consecutive calendar years. Alert activities count.
+// The window of each activity is a run of the activities in start order,
+// followed with two indexes and a queue of the ones that may be the latest
+// given: linear after sorting.
 func (s *vdState) checkThreeYears() {
 	per, most := s.e.vd.LargePerYears, s.e.vd.LargeMaxCount
 	for _, sender := range s.lg.senders {
@@ -203,33 +205,41 @@ func (s *vdState) checkThreeYears() {
 			}
 		}
 		slices.SortStableFunc(large, func(a, b *activity) int { return a.start().Compare(b.start()) })
-		for i, a := range large {
+		var latest []int // indexes in the window, given later than every one after them
+		for i, j := 0, 0; i < len(large); i++ {
+			a := large[i]
 			y := a.start().Year()
-			var window []*activity
-			for _, b := range large[:i+1] {
-				if b.start().Year() > y-per {
-					window = append(window, b)
-				}
+			for large[j].start().Year() <= y-per {
+				j++
 			}
+			for len(latest) > 0 && !large[latest[len(latest)-1]].notice.given.After(a.notice.given) {
+				latest = latest[:len(latest)-1]
+			}
+			latest = append(latest, i)
+			for latest[0] < j {
+				latest = latest[1:]
+			}
+			window := large[j : i+1]
 			if len(window) <= most {
 				continue
 			}
 			var refs []*item
-			var at time.Time
-			for _, b := range window {
-				refs = append(refs, b.notice)
-				if b.notice.given.After(at) {
-					at = b.notice.given
-				}
+			for _, k := range listed(len(window)) {
+				refs = append(refs, window[k].notice)
 			}
+			at := large[latest[0]].notice.given
 			_, desc := s.e.large(a.forces())
+			seen := fmt.Sprintf("%d in %d-%d, the last %s starting %s with %s", len(window), y-per+1, y, a.describe(), fmtTime(a.start()), desc)
+			if len(refs) < len(window) {
+				seen += fmt.Sprintf("; listed are the %d that start first and the %d that start last", listedEnds, listedEnds)
+			}
 			s.out.add(finding{
 				rule:     RuleThreeYears,
 				severity: parleyv1.Severity_SEVERITY_VIOLATION,
 				party:    sender,
 				entries:  refs,
 				required: fmt.Sprintf("at most %s above %s troops or %s battle tanks in %d calendar years", plural(most, "activity", "activities"), fmtCount(uint64(s.e.vd.LargeTroops)), fmtCount(uint64(s.e.vd.LargeBattleTanks)), per),
-				seen:     fmt.Sprintf("%d in %d-%d, the last %s starting %s with %s", len(window), y-per+1, y, a.describe(), fmtTime(a.start()), desc),
+				seen:     seen,
 				summary:  fmt.Sprintf("too many large activities of %s up to %d", sender, y),
 				at:       at,
 			})

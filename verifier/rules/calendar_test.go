@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,4 +215,51 @@ func TestThreeYears(t *testing.T) {
 			now:   now,
 		},
 	})
+}
+
+// TestManyListed checks that findings about many activities name the
+// first and the last ten of them.
+func TestManyListed(t *testing.T) {
+	l := newLog(t)
+	l.give("c", utc(2026, 10, 1, 0, 0, 0), calendar(2026))
+	for i := range 25 {
+		s := utc(2027, 3, 1, i, 0, 0)
+		l.give("a", s.Add(-50*day), notice(act(fmt.Sprintf("Big %d", i), s, 5*day, troops(40001))))
+	}
+	fs := newEngine(t, agreement.Rules{}).Evaluate(l.entries, utc(2027, 6, 1, 0, 0, 0))
+	seqs := func(f *parleyv1.Finding) []uint64 {
+		var out []uint64
+		for _, r := range f.Entries {
+			out = append(out, r.Seq)
+		}
+		return out
+	}
+	// a's seq 1 is its receipt of c's calendar.
+	first, last := []uint64{2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, []uint64{17, 18, 19, 20, 21, 22, 23, 24, 25, 26}
+
+	three := only(fs, RuleThreeYears, "a")
+	if len(three) != 24 {
+		t.Fatalf("got %d %s findings, want 24", len(three), RuleThreeYears)
+	}
+	f := three[len(three)-1]
+	if got, want := seqs(f), append(slices.Clone(first), last...); !slices.Equal(got, want) {
+		t.Errorf("got %s entries %v, want %v", RuleThreeYears, got, want)
+	}
+	if !strings.HasPrefix(f.Seen, "25 in 2025-2027") || !strings.HasSuffix(f.Seen, "; listed are the 10 that start first and the 10 that start last") {
+		t.Errorf("got %s seen %q", RuleThreeYears, f.Seen)
+	}
+	if got := seqs(three[18]); len(got) != 20 || got[19] != 21 {
+		t.Errorf("got entries %v for the 20th activity, want all 20", got)
+	}
+
+	cal := only(fs, RuleCalendar, "a")
+	if len(cal) != 1 {
+		t.Fatalf("got %d %s findings, want 1", len(cal), RuleCalendar)
+	}
+	if got, want := seqs(cal[0]), append(slices.Clone(first), last...); !slices.Equal(got, want) {
+		t.Errorf("got %s entries %v, want %v", RuleCalendar, got, want)
+	}
+	if want := "no calendar for 2027, though it has 25 notified activities; listed are the 10 with the lowest and the 10 with the highest seq"; cal[0].Seen != want {
+		t.Errorf("got %s seen %q, want %q", RuleCalendar, cal[0].Seen, want)
+	}
 }

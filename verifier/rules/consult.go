@@ -14,13 +14,13 @@ import (
 func (s *vdState) checkConsultations() {
 	responses := make(map[key][]*item)
 	for _, it := range s.lg.all {
-		if r := it.body.GetConsultationResponse(); r != nil {
+		if r := it.body().GetConsultationResponse(); r != nil {
 			k := key{r.GetRequester(), r.GetRequestSeq()}
 			responses[k] = append(responses[k], it)
 		}
 	}
 	for _, req := range s.lg.all {
-		r := req.body.GetConsultationRequest()
+		r := req.body().GetConsultationRequest()
 		if r == nil {
 			continue
 		}
@@ -38,7 +38,7 @@ func (s *vdState) checkConsultations() {
 			continue // no agreed deadline for hazardous incident reports
 		}
 		base, from := req.given, "given"
-		if a := s.e.ackBy(req, addressee); a.ok {
+		if a := s.e.ackBy(req, addressee); a.ok() {
 			base, from = a.received, "received by "+addressee
 		}
 		due := base.Add(time.Duration(hours) * time.Hour)

@@ -69,6 +69,13 @@
 // are the airborne plus amphibious troops, and for an amphibious landing,
 // heliborne landing or parachute assault at least its total troops.
 //
+// # Findings about many activities
+//
+// A finding about more than 20 activities (a possible split, a missing
+// calendar, too many large activities) names the 10 first and the 10 last
+// of them, by seq (for VD.VIII.three_years by start, then seq), and says
+// how many there are.
+//
 // # Rules of set "vd2011" (Vienna Document 2011)
 //
 // A notification threshold is reached when troops >= [NotifyTroops 9,000],
@@ -166,9 +173,19 @@
 // observation threshold (limit*(100-5)/100 <= value < limit, e.g. 12,350
 // to 12,999 troops against 13,000) when the activity reaches no threshold
 // of that level; and activities of one sender that run at the same time
-// (their [start, end) periods overlap) at a place of the same name and
-// together reach a notification or observation threshold that none of them
-// reaches alone (a possible split).
+// (their [start, end) periods overlap at one instant; an activity that
+// ends at its start runs at no time) at a place of the same name and
+// together reach a threshold of a level (notification or observation) that
+// none of them reaches alone (a possible split). Reported per level are
+// the largest such sets: activities at one place that each reach no
+// threshold of the level, run at one instant, and to which no other such
+// activity at that place could be added. A set contained in a larger one
+// of the same level at another place is not reported on its own; a set
+// that is a possible split at several places or at both levels is one
+// finding, naming the first of those places in sorted order and every such
+// level. A set contained in a larger one of the other level is reported:
+// for instance two parts of 5,000 troops split a notifiable activity, and
+// with a third part of 9,500 troops an observable one.
 //
 // [InvitationReplyDays 21] is accepted but not judged: the v1 schema has
 // no reply to an invitation.

@@ -23,38 +23,65 @@ type item struct {
 	sender string
 	seq    uint64
 	digest [32]byte
-	body   *parleyv1.Body
-	// receipt is the body's receipt, if it is one.
-	receipt *parleyv1.Receipt
-	issued  time.Time // the sender's issued_at
+	st     *parleyv1.Statement // with a body
 	// given is when the entry counts as given (t_given): see the package
 	// documentation.
 	given time.Time
 	// acks holds, per party index, that party's acknowledgement of this
 	// entry; nil until the first one.
 	acks []ack
+	// act is the activity of a notification or of an amendment applied to
+	// it (vd2011 only).
+	act *activity
+}
+
+// body returns the statement body.
+func (it *item) body() *parleyv1.Body { return it.st.GetBody() }
+
+// issued returns the sender's issued_at; zero if there is none.
+func (it *item) issued() time.Time {
+	t, _ := timeOf(it.st.GetHeader().GetIssuedAt())
+	return t
+}
+
+// isReceipt reports whether the entry is a receipt.
+func (it *item) isReceipt() bool {
+	_, ok := it.body().GetKind().(*parleyv1.Body_Receipt)
+	return ok
 }
 
 // ack is one party's acknowledgement of an entry, over all its receipts.
 type ack struct {
-	ok bool
 	// received is the earliest received_at the party stated.
 	received time.Time
 	// at is the earliest time the party acknowledged the entry: the later
 	// of received_at and the issued_at of the receipt stating it.
 	at time.Time
-	// by is the receipt that acknowledged the entry at 'at'.
+	// by is the receipt that acknowledged the entry at 'at'; nil if the
+	// party did not acknowledge it.
 	by *item
 }
 
+// ok reports whether the party acknowledged the entry.
+func (a ack) ok() bool { return a.by != nil }
+
 // logIndex orders and cross-references the entries of a log.
 type logIndex struct {
-	items   map[key]*item
-	feeds   map[string][]*item // each feed ordered by seq
+	feeds   map[string][]*item // each feed ordered by seq; a part of all
 	all     []*item            // ordered by sender, seq
 	senders []string           // sorted
 	// earliest is the earliest t_given of any entry; zero if none.
 	earliest time.Time
+}
+
+// item returns the entry of sender with seq, or nil.
+func (lg *logIndex) item(sender string, seq uint64) *item {
+	feed := lg.feeds[sender]
+	i, ok := slices.BinarySearchFunc(feed, seq, func(it *item, seq uint64) int { return cmp.Compare(it.seq, seq) })
+	if !ok {
+		return nil
+	}
+	return feed[i]
 }
 
 func compareItems(a, b *item) int {
@@ -63,31 +90,39 @@ func compareItems(a, b *item) int {
 
 // index builds the log index and computes every entry's t_given.
 func (e *Engine) index(entries []Entry) *logIndex {
-	all := make([]*item, 0, len(entries))
+	// The items live in one array, and the acknowledgements in another:
+	// an evaluation allocates per log, not per entry.
+	store := make([]item, 0, len(entries))
 	for _, en := range entries {
 		body := en.Statement.GetBody()
 		if body == nil || body.GetKind() == nil {
 			continue
 		}
-		issued, _ := timeOf(en.Statement.GetHeader().GetIssuedAt())
-		all = append(all, &item{sender: en.Sender, seq: en.Seq, digest: en.Digest, body: body, receipt: body.GetReceipt(), issued: issued})
+		store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, st: en.Statement})
+	}
+	all := make([]*item, len(store))
+	for i := range store {
+		all[i] = &store[i]
 	}
 	slices.SortFunc(all, compareItems)
 	all = slices.CompactFunc(all, func(a, b *item) bool { return a.sender == b.sender && a.seq == b.seq })
 
-	lg := &logIndex{items: make(map[key]*item, len(all)), feeds: make(map[string][]*item), all: all}
-	for _, it := range all {
-		lg.items[key{it.sender, it.seq}] = it
-		if len(lg.feeds[it.sender]) == 0 {
-			lg.senders = append(lg.senders, it.sender)
+	lg := &logIndex{feeds: make(map[string][]*item), all: all}
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].sender == all[i].sender {
+			j++
 		}
-		lg.feeds[it.sender] = append(lg.feeds[it.sender], it)
+		lg.senders = append(lg.senders, all[i].sender)
+		lg.feeds[all[i].sender] = all[i:j:j]
+		i = j
 	}
 
 	// Acknowledgements. Receipts are visited in (sender, seq) order, so
 	// ties between equal times go to the first receipt in that order.
+	var slab []ack
 	for _, r := range all {
-		rc := r.receipt
+		rc := r.body().GetReceipt()
 		if rc == nil {
 			continue
 		}
@@ -95,9 +130,10 @@ func (e *Engine) index(entries []Entry) *logIndex {
 		if !ok {
 			continue
 		}
+		issued := r.issued()
 		for _, a := range rc.GetAcks() {
-			target := lg.items[key{a.GetSender(), a.GetSeq()}]
-			if target == nil || target.sender == r.sender || target.receipt != nil ||
+			target := lg.item(a.GetSender(), a.GetSeq())
+			if target == nil || target.sender == r.sender || target.isReceipt() ||
 				!bytes.Equal(a.GetDigest(), target.digest[:]) {
 				continue
 			}
@@ -106,15 +142,18 @@ func (e *Engine) index(entries []Entry) *logIndex {
 				continue
 			}
 			at := received
-			if r.issued.After(at) {
-				at = r.issued
+			if issued.After(at) {
+				at = issued
 			}
 			if target.acks == nil {
-				target.acks = make([]ack, len(e.parties))
+				if len(slab) < len(e.parties) {
+					slab = make([]ack, len(e.parties)*min(len(all), 1024))
+				}
+				target.acks, slab = slab[:len(e.parties):len(e.parties)], slab[len(e.parties):]
 			}
 			prev := &target.acks[p]
-			if !prev.ok {
-				*prev = ack{ok: true, received: received, at: at, by: r}
+			if !prev.ok() {
+				*prev = ack{received: received, at: at, by: r}
 				continue
 			}
 			if received.Before(prev.received) {
@@ -144,18 +183,19 @@ func (e *Engine) index(entries []Entry) *logIndex {
 func (e *Engine) given(it *item) time.Time {
 	var first time.Time
 	for p, a := range it.acks {
-		if !a.ok || e.parties[p] == it.sender {
+		if !a.ok() || e.parties[p] == it.sender {
 			continue
 		}
 		if first.IsZero() || a.received.Before(first) {
 			first = a.received
 		}
 	}
+	issued := it.issued()
 	if first.IsZero() {
-		return it.issued
+		return issued
 	}
-	if !it.issued.IsZero() && !it.issued.After(first) && first.Sub(it.issued) <= e.skew {
-		return it.issued
+	if !issued.IsZero() && !issued.After(first) && first.Sub(issued) <= e.skew {
+		return issued
 	}
 	return first
 }

@@ -14,7 +14,7 @@ func (e *Engine) checkLaunches(lg *logIndex, out *collector) {
 	lead := time.Duration(e.bm.LeadTimeHours) * time.Hour
 	longest := time.Duration(e.bm.MaxWindowHours) * time.Hour
 	for _, it := range lg.all {
-		l := it.body.GetLaunch()
+		l := it.body().GetLaunch()
 		if l == nil {
 			continue
 		}

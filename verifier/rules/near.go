@@ -65,147 +65,373 @@ func (s *vdState) checkNear(a *activity) {
 	})
 }
 
+// listedEnds bounds the entries of a finding about many activities: of
+// more than 2*listedEnds, it names the first and the last listedEnds and
+// counts the others.
+const listedEnds = 10
+
 // checkSplits judges the second half of VD.near: activities of one sender
-// that run at the same time in a place of the same name and together reach
+// that run at the same time at a place of the same name and together reach
 // a notification or observation threshold that none of them reaches alone
-// (a possible split). For each place, the activities running at each
-// activity's start form a group; groups contained in a larger reported
-// group are dropped.
+// (a possible split).
+//
+// For each sender, level and place, the candidate parts are the sender's
+// activities there (not withdrawn, with a non-empty period) that reach no
+// threshold of the level alone: a lane. A split is a largest set of the
+// lane running at one instant (a maximal clique of the lane's interval
+// graph) whose sum reaches a threshold of the level.
+//
+// A sweep over the lane's starts and ends, ends first at equal times since
+// periods are [start, end), keeps the running set with its size, its sum,
+// and per place and level the number of its members that have that place
+// or reach no threshold of that level; each event updates them in O(1) per
+// place of the activity. Any set running at one instant is contained in
+// the running set after the start of its member that starts last, so the
+// maximal sets are among those. The running set after a start is maximal
+// exactly when the next event is an end:
+//
+//   - If the next event is a start, the next running set is a strict
+//     superset: not maximal.
+//   - If it is an end, it removes a member, which no later running set
+//     holds again; and no earlier running set holds the activity that just
+//     started. So no other running set contains this one: maximal.
+//
+// Each maximal set G is thus seen once in its lane, after the start of its
+// member a that starts last (by start, then seq), and is exactly the lane's
+// members whose period overlaps I = [start of a, first end in G).
+//
+// G may also be a maximal set in the lane (q, l) of another place or
+// level, or be strictly contained in one. Such a lane has all members of
+// G: q is then a place of a whose count equals |G|, and the count for l
+// equals |G|. Every member of G overlaps I, so that lane's members
+// overlapping I, counted with two binary searches, are either exactly G (G
+// is a maximal set there too, seen after the start of the same a) or more
+// (G is strictly contained in a maximal set there). G is reported once,
+// for the levels l at which it reaches a threshold and is not strictly
+// contained in a set of level l, by the lane of the smallest place, then
+// level, where it is a maximal set; not at all if it is strictly contained
+// in a set of its own level. Every lane that sees G computes the same from
+// the same a, so the result does not depend on which looks; a lane whose
+// place is not the smallest that all of G shares leaves G to that one.
+//
+// Per sender, for n (activity, place) pairs and at most p place names per
+// activity (64 in the schema): time O(n p log n), plus O(k log n) for each
+// finding that lists k activities; memory O(n).
 func (s *vdState) checkSplits() {
 	for _, sender := range s.lg.senders {
-		byPlace := make(map[string][]*activity)
+		var acts []*activity
+		id := make(map[string]int)
 		for _, a := range s.bySender[sender] {
-			if a.withdrawn {
-				continue
-			}
-			var places []string
-			for _, p := range a.latest().GetArea().GetPlaceNames() {
-				places = append(places, normalize(p))
-			}
-			slices.Sort(places)
-			for _, p := range slices.Compact(places) {
-				byPlace[p] = append(byPlace[p], a)
+			if !a.withdrawn && a.start().Before(a.end()) && len(a.places) > 0 {
+				acts = append(acts, a)
+				for _, p := range a.places {
+					if _, ok := id[p]; !ok {
+						id[p] = len(id)
+					}
+				}
 			}
 		}
-		type group struct {
-			members []*activity // by seq
-			levels  []string
-			place   string
-			sum     forces
+		if len(acts) < 2 {
+			continue
 		}
-		var groups []group
-		seen := make(map[string]bool)
-		places := make([]string, 0, len(byPlace))
-		for p := range byPlace {
-			places = append(places, p)
+		slices.SortFunc(acts, func(a, b *activity) int {
+			return cmp.Or(a.start().Compare(b.start()), cmp.Compare(a.notice.seq, b.notice.seq))
+		})
+		names := make([]string, 0, len(id))
+		for p := range id {
+			names = append(names, p)
 		}
-		slices.Sort(places)
-		for _, place := range places {
-			list := byPlace[place]
-			slices.SortStableFunc(list, func(a, b *activity) int { return a.start().Compare(b.start()) })
-			var active []*activity
-			for _, a := range list {
-				t := a.start()
-				active = slices.DeleteFunc(active, func(b *activity) bool { return !b.end().After(t) })
-				active = append(active, a)
-				if len(active) < 2 {
+		slices.Sort(names)
+		for i, p := range names {
+			id[p] = i
+		}
+		sp := &splits{s: s, sender: sender, acts: acts, names: names,
+			places: make([][]int, len(acts)), count: make([]int, len(names))}
+		for level := range sp.lanes {
+			sp.lanes[level] = make([]lane, len(names))
+		}
+		for i, a := range acts {
+			for _, p := range a.places {
+				sp.places[i] = append(sp.places[i], id[p])
+			}
+			for level := range sp.lanes {
+				if s.e.reaches(a.forces(), level) {
 					continue
 				}
-				var sum forces
-				for _, b := range active {
-					for i := range sum {
-						sum[i] += b.forces()[i]
-					}
+				for _, p := range sp.places[i] {
+					l := &sp.lanes[level][p]
+					l.byStart = append(l.byStart, int32(i))
 				}
-				var levels []string
-				for level := range levelNames {
-					if !s.e.reaches(sum, level) {
-						continue
-					}
-					alone := false
-					for _, b := range active {
-						alone = alone || s.e.reaches(b.forces(), level)
-					}
-					if !alone {
-						levels = append(levels, levelNames[level])
-					}
-				}
-				if len(levels) == 0 {
-					continue
-				}
-				members := slices.Clone(active)
-				slices.SortFunc(members, func(a, b *activity) int { return cmp.Compare(a.notice.seq, b.notice.seq) })
-				k := groupKey(members)
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				groups = append(groups, group{members: members, levels: levels, place: place, sum: sum})
 			}
 		}
-		for i, g := range groups {
-			covered := false
-			for j, h := range groups {
-				if i != j && len(h.members) > len(g.members) && subset(g.members, h.members) {
-					covered = true
-					break
+		for level := range sp.lanes {
+			for p := range sp.lanes[level] {
+				l := &sp.lanes[level][p]
+				l.byEnd = make([]int32, len(l.byStart))
+				for k := range l.byEnd {
+					l.byEnd[k] = int32(k)
 				}
+				slices.SortStableFunc(l.byEnd, func(i, j int32) int { return acts[l.byStart[i]].end().Compare(acts[l.byStart[j]].end()) })
 			}
-			if covered {
-				continue
+		}
+		for p := range names {
+			for level := range sp.lanes {
+				sp.sweep(p, level)
 			}
-			var refs []*item
-			var at time.Time
-			var names []string
-			for _, a := range g.members {
-				refs = append(refs, a.notice)
-				cur := a.versions[len(a.versions)-1].it
-				if cur.given.After(at) {
-					at = cur.given
-				}
-				names = append(names, strconv.Quote(a.latest().GetDesignation()))
-			}
-			var reached []string
-			for level := range levelNames {
-				if slices.Contains(g.levels, levelNames[level]) {
-					reached = append(reached, "the "+levelNames[level]+" threshold ("+s.e.reached(g.sum, level)+")")
-				}
-			}
-			s.out.add(finding{
-				rule:     RuleNear,
-				severity: parleyv1.Severity_SEVERITY_ADVISORY,
-				party:    sender,
-				entries:  refs,
-				required: "advisory: no simultaneous activities in one area that reach a threshold only together",
-				seen: fmt.Sprintf("%d activities at %q at the same time together reach %s",
-					len(g.members), g.place, strings.Join(reached, " and ")),
-				summary: fmt.Sprintf("possible split of one activity of %s: %s", sender, strings.Join(names, ", ")),
-				at:      at,
-			})
 		}
 	}
 }
 
-func groupKey(members []*activity) string {
-	var b strings.Builder
-	for _, a := range members {
-		b.WriteString(strconv.FormatUint(a.notice.seq, 10))
-		b.WriteByte(',')
-	}
-	return b.String()
+// splits is the split check of one sender.
+type splits struct {
+	s      *vdState
+	sender string
+	acts   []*activity // by start, then seq
+	names  []string    // the places, sorted
+	places [][]int     // per activity, its places (indexes in names)
+	lanes  [2][]lane   // per level and place
+
+	// The running set of a sweep: its size, sum, the number of members
+	// per place and the number of members below each level.
+	size  int
+	sum   forces
+	count []int
+	below [2]int
 }
 
-// subset reports whether every member of a (sorted by seq) is in b (sorted
-// by seq).
-func subset(a, b []*activity) bool {
-	j := 0
-	for _, x := range a {
-		for j < len(b) && b[j].notice.seq < x.notice.seq {
+// lane holds the activities at one place that reach no threshold of one
+// level alone, as indexes in acts.
+type lane struct {
+	byStart []int32 // by start, then seq
+	byEnd   []int32 // indexes in byStart, by end, then start and seq
+}
+
+// overlapping counts the members whose period overlaps [from, to), from
+// before to: those that start before to, less those that end by from
+// (which all start before to).
+func (sp *splits) overlapping(l *lane, from, to time.Time) int {
+	n, _ := slices.BinarySearchFunc(l.byStart, to, func(i int32, t time.Time) int { return cmp.Or(sp.acts[i].start().Compare(t), 1) })
+	m, _ := slices.BinarySearchFunc(l.byEnd, from, func(i int32, t time.Time) int {
+		if sp.acts[l.byStart[i]].end().After(t) {
+			return 1
+		}
+		return -1
+	})
+	return n - m
+}
+
+// members is the running set of a sweep by seq rank, as a segment tree
+// counting the members under each node and holding the current version,
+// given last, of any of them.
+type members struct {
+	leaves int
+	count  []int32
+	last   []*item
+}
+
+func newMembers(n int) *members {
+	leaves := 1
+	for leaves < n {
+		leaves *= 2
+	}
+	return &members{leaves: leaves, count: make([]int32, 2*leaves), last: make([]*item, 2*leaves)}
+}
+
+// set puts it at rank r, or takes the member at r out if it is nil.
+func (m *members) set(r int, it *item) {
+	i := m.leaves + r
+	m.last[i] = it
+	m.count[i] = 0
+	if it != nil {
+		m.count[i] = 1
+	}
+	for i /= 2; i > 0; i /= 2 {
+		l, r := m.last[2*i], m.last[2*i+1]
+		if l == nil || r != nil && r.given.After(l.given) {
+			l = r
+		}
+		m.count[i], m.last[i] = m.count[2*i]+m.count[2*i+1], l
+	}
+}
+
+// nth returns the rank of the member with n members before it.
+func (m *members) nth(n int) int {
+	i := 1
+	for i < m.leaves {
+		if int(m.count[2*i]) > n {
+			i = 2 * i
+		} else {
+			n -= int(m.count[2*i])
+			i = 2*i + 1
+		}
+	}
+	return i - m.leaves
+}
+
+// sweep reports the splits of the lane of place p and level.
+func (sp *splits) sweep(p, level int) {
+	l := &sp.lanes[level][p]
+	n := len(l.byStart)
+	if n < 2 {
+		return
+	}
+	bySeq := make([]int32, n) // indexes in byStart, by seq
+	for k := range bySeq {
+		bySeq[k] = int32(k)
+	}
+	slices.SortFunc(bySeq, func(i, j int32) int {
+		return cmp.Compare(sp.acts[l.byStart[i]].notice.seq, sp.acts[l.byStart[j]].notice.seq)
+	})
+	rank := make([]int, n)
+	for r, k := range bySeq {
+		rank[k] = r
+	}
+	set := newMembers(n)
+	byRank := func(r int) *activity { return sp.acts[l.byStart[bySeq[r]]] }
+
+	// enter adds the member at index k of byStart to the running set, or
+	// takes it out.
+	enter := func(k int32, in bool) {
+		i := l.byStart[k]
+		a := sp.acts[i]
+		d := 1
+		if in {
+			set.set(rank[k], a.versions[len(a.versions)-1].it)
+			for f := range sp.sum {
+				sp.sum[f] += a.f[f]
+			}
+		} else {
+			d = -1
+			set.set(rank[k], nil)
+			for f := range sp.sum {
+				sp.sum[f] -= a.f[f]
+			}
+		}
+		sp.size += d
+		for _, q := range sp.places[i] {
+			sp.count[q] += d
+		}
+		for lv := range sp.below {
+			if !sp.s.e.reaches(a.f, lv) {
+				sp.below[lv] += d
+			}
+		}
+	}
+	// Event i is the start of byStart[i], event j the end of
+	// byStart[byEnd[j]]; ends go first at equal times. The loop ends
+	// with the running set empty again.
+	startOf := func(i int) time.Time { return sp.acts[l.byStart[i]].start() }
+	endOf := func(j int) time.Time { return sp.acts[l.byStart[l.byEnd[j]]].end() }
+	for i, j := 0, 0; j < n; {
+		if i == n || !endOf(j).After(startOf(i)) {
+			enter(l.byEnd[j], false)
 			j++
+			continue
 		}
-		if j == len(b) || b[j] != x {
-			return false
+		enter(int32(i), true)
+		i++
+		if i < n && endOf(j).After(startOf(i)) {
+			continue // the next event is a start: not a maximal set
+		}
+		if sp.size >= 2 && sp.s.e.reaches(sp.sum, level) {
+			sp.judge(p, level, int(l.byStart[i-1]), endOf(j), set, byRank)
 		}
 	}
-	return true
+}
+
+// judge reports the maximal set G of the lane of place p and level seen
+// after the start of acts[ai], the first member to end ending at to; see
+// checkSplits.
+func (sp *splits) judge(p, level, ai int, to time.Time, set *members, byRank func(int) *activity) {
+	a := sp.acts[ai]
+	for _, q := range sp.places[ai] { // ascending
+		if q >= p {
+			break
+		}
+		if sp.count[q] == sp.size {
+			return // G is in the lane of q and level: judged there
+		}
+	}
+	var contained [2]bool
+	type lanePos struct{ place, level int }
+	var same []lanePos
+	for lv := range sp.lanes {
+		if sp.below[lv] != sp.size {
+			continue
+		}
+		for _, q := range sp.places[ai] {
+			if sp.count[q] != sp.size {
+				continue
+			}
+			n := sp.size
+			if q != p || lv != level {
+				n = sp.overlapping(&sp.lanes[lv][q], a.start(), to)
+			}
+			if n > sp.size {
+				contained[lv] = true
+			} else {
+				same = append(same, lanePos{q, lv})
+			}
+		}
+	}
+	if contained[level] {
+		return
+	}
+	var levels [2]bool
+	for _, x := range same {
+		if !contained[x.level] && sp.s.e.reaches(sp.sum, x.level) {
+			if x.place < p || x.place == p && x.level < level {
+				return // reported from that lane
+			}
+			levels[x.level] = true
+		}
+	}
+	sp.report(p, levels, set, byRank)
+}
+
+// report reports the running set as a split at place p reaching the
+// thresholds of levels; byRank returns the member of a seq rank.
+func (sp *splits) report(p int, levels [2]bool, set *members, byRank func(int) *activity) {
+	var reached []string
+	for level, ok := range levels {
+		if ok {
+			reached = append(reached, "the "+levelNames[level]+" threshold ("+sp.s.e.reached(sp.sum, level)+")")
+		}
+	}
+	var refs []*item
+	var names []string
+	for _, n := range listed(sp.size) {
+		a := byRank(set.nth(n))
+		refs = append(refs, a.notice)
+		names = append(names, strconv.Quote(a.latest().GetDesignation()))
+	}
+	seen := fmt.Sprintf("%d activities at %q at the same time together reach %s", sp.size, sp.names[p], strings.Join(reached, " and "))
+	summary := fmt.Sprintf("possible split of one activity of %s: %s", sp.sender, strings.Join(names, ", "))
+	if len(refs) < sp.size {
+		seen += fmt.Sprintf("; listed are the %d with the lowest and the %d with the highest seq", listedEnds, listedEnds)
+		summary += fmt.Sprintf(" and %s more", fmtCount(uint64(sp.size-len(refs))))
+	}
+	sp.s.out.add(finding{
+		rule:     RuleNear,
+		severity: parleyv1.Severity_SEVERITY_ADVISORY,
+		party:    sp.sender,
+		entries:  refs,
+		required: "advisory: no simultaneous activities in one area that reach a threshold only together",
+		seen:     seen,
+		summary:  summary,
+		at:       set.last[1].given,
+	})
+}
+
+// listed returns the positions, among n in order, that a finding names:
+// all of them, or the first and the last listedEnds.
+func listed(n int) []int {
+	out := make([]int, 0, min(n, 2*listedEnds))
+	for i := 0; i < n; i++ {
+		if i == listedEnds && n > 2*listedEnds {
+			i = n - listedEnds // skip the middle
+		}
+		out = append(out, i)
+	}
+	return out
 }

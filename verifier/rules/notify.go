@@ -17,43 +17,68 @@ type vdState struct {
 
 	acts     []*activity                // every notified activity, by (sender, seq)
 	bySender map[string][]*activity     // per sender, by seq
-	actBySeq map[key]*activity          // notification or applied amendment -> activity
 	invites  map[*activity][]*item      // observation invitations per activity
 	cals     map[string]map[int][]*item // sender -> year -> calendars, by seq
+
+	// names holds, once computed, what named returns.
+	names map[nameKey]*activity
+	// calNamed holds, per sender, year and normalised designation, the
+	// calendar listing it that was given first, the earliest seq among
+	// equal times.
+	calNamed map[calKey]*item
+	// plans holds what planned returns, once computed.
+	plans map[calKey][]*activity
+}
+
+// nameKey is a normalised designation of a sender's activity.
+type nameKey struct {
+	sender, name string
+}
+
+// calKey is a normalised designation in a sender's calendars for a year;
+// name is empty for the year itself.
+type calKey struct {
+	sender string
+	year   int
+	name   string
+}
+
+// givenFirst reports whether a was given before b, or at the same time
+// with a smaller seq.
+func givenFirst(a, b *item) bool {
+	return a.given.Before(b.given) || a.given.Equal(b.given) && a.seq < b.seq
+}
+
+// named returns, for a sender and a normalised designation, the activity
+// of that designation (in any version) that is not withdrawn and whose
+// notification was given first, the earliest seq among equal times;
+// failing that, a withdrawn one; nil if no activity of the sender had that
+// designation.
+func (s *vdState) named(sender, designation string) *activity {
+	if s.names == nil {
+		s.names = make(map[nameKey]*activity)
+		for _, a := range s.acts {
+			for _, d := range a.designations {
+				k := nameKey{a.sender, d}
+				b := s.names[k]
+				if b == nil || b.withdrawn && !a.withdrawn || b.withdrawn == a.withdrawn && givenFirst(a.notice, b.notice) {
+					s.names[k] = a
+				}
+			}
+		}
+	}
+	return s.names[nameKey{sender, designation}]
 }
 
 // evaluateVD2011 runs every rule of the vd2011 set.
 func (e *Engine) evaluateVD2011(lg *logIndex, now time.Time, out *collector) {
-	s := &vdState{
-		e: e, lg: lg, now: now, out: out,
-		bySender: make(map[string][]*activity),
-		actBySeq: make(map[key]*activity),
-		invites:  make(map[*activity][]*item),
-		cals:     make(map[string]map[int][]*item),
-	}
-	dangling := s.buildActivities()
-	for _, it := range lg.all {
-		switch b := it.body.GetKind().(type) {
-		case *parleyv1.Body_Invitation:
-			if a := s.actBySeq[key{it.sender, b.Invitation.GetNotificationSeq()}]; a != nil {
-				s.invites[a] = append(s.invites[a], it)
-			}
-		case *parleyv1.Body_Calendar:
-			y := int(b.Calendar.GetYear())
-			if s.cals[it.sender] == nil {
-				s.cals[it.sender] = make(map[int][]*item)
-			}
-			s.cals[it.sender][y] = append(s.cals[it.sender][y], it)
-		}
-	}
-
+	s, dangling := e.newVDState(lg, now, out)
 	for _, a := range s.acts {
 		if a.withdrawn {
 			continue
 		}
 		s.checkLead(a)
 		s.checkAlert(a)
-		s.checkHost(a)
 		s.checkInvite(a)
 		s.checkAlert72(a)
 		s.checkInCalendar(a)
@@ -62,9 +87,45 @@ func (e *Engine) evaluateVD2011(lg *logIndex, now time.Time, out *collector) {
 	}
 	s.checkNeverNotified(dangling)
 	s.checkCalendars()
+	s.checkHosts()
 	s.checkThreeYears()
 	s.checkSplits()
 	s.checkConsultations()
+}
+
+// newVDState collects the activities, invitations and calendars of the
+// log, reporting VD.V.amend, and returns the amendments that refer to
+// nothing.
+func (e *Engine) newVDState(lg *logIndex, now time.Time, out *collector) (*vdState, []*item) {
+	s := &vdState{
+		e: e, lg: lg, now: now, out: out,
+		bySender: make(map[string][]*activity),
+		invites:  make(map[*activity][]*item),
+		cals:     make(map[string]map[int][]*item),
+		calNamed: make(map[calKey]*item),
+	}
+	dangling := s.buildActivities()
+	for _, it := range lg.all {
+		switch b := it.body().GetKind().(type) {
+		case *parleyv1.Body_Invitation:
+			if t := lg.item(it.sender, b.Invitation.GetNotificationSeq()); t != nil && t.act != nil {
+				s.invites[t.act] = append(s.invites[t.act], it)
+			}
+		case *parleyv1.Body_Calendar:
+			y := int(b.Calendar.GetYear())
+			if s.cals[it.sender] == nil {
+				s.cals[it.sender] = make(map[int][]*item)
+			}
+			s.cals[it.sender][y] = append(s.cals[it.sender][y], it)
+			for _, ce := range b.Calendar.GetActivities() {
+				k := calKey{it.sender, y, normalize(ce.GetDesignation())}
+				if first := s.calNamed[k]; first == nil || givenFirst(it, first) {
+					s.calNamed[k] = it
+				}
+			}
+		}
+	}
+	return s, dangling
 }
 
 // leadTime is the VD.V.lead minimum, in 24-hour UTC days.
@@ -109,16 +170,10 @@ func (s *vdState) checkLead(a *activity) {
 // designation by the same sender.
 func (s *vdState) checkNeverNotified(dangling []*item) {
 	notified := func(sender, designation string) bool {
-		d := normalize(designation)
-		for _, a := range s.bySender[sender] {
-			if a.hasDesignation(d) {
-				return true
-			}
-		}
-		return false
+		return s.named(sender, normalize(designation)) != nil
 	}
 	for _, it := range dangling {
-		n := it.body.GetAmendment().GetActivity()
+		n := it.body().GetAmendment().GetActivity()
 		f := forcesOf(n.GetForces(), n.GetType())
 		if n.GetAlert() || !s.e.reaches(f, levelNotify) || notified(it.sender, n.GetDesignation()) {
 			continue
@@ -139,7 +194,7 @@ func (s *vdState) checkNeverNotified(dangling []*item) {
 		years := s.cals[sender]
 		for _, y := range sortedKeys(years) {
 			cal := years[y][len(years[y])-1] // the latest calendar of the year
-			for _, ce := range cal.body.GetCalendar().GetActivities() {
+			for _, ce := range cal.body().GetCalendar().GetActivities() {
 				f := forcesOf(ce.GetForces(), ce.GetType())
 				start, ok := timeOf(ce.GetStart())
 				if !ok || !s.e.reaches(f, levelNotify) || notified(sender, ce.GetDesignation()) {
@@ -189,98 +244,6 @@ func (s *vdState) checkAlert(a *activity) {
 		summary:  fmt.Sprintf("alert activity %s notified after its start", a.describe()),
 		at:       since.it.given,
 	})
-}
-
-// checkHost judges VD.V.host: an activity that reaches a notification
-// threshold on the territory of another party is notified by that party
-// too, by the same deadline.
-func (s *vdState) checkHost(a *activity) {
-	if a.notifiableSince() == nil {
-		return
-	}
-	cur := a.latest()
-	var hosts []string
-	if h := cur.GetHostState(); h != "" && h != a.sender {
-		if _, ok := s.e.party[h]; ok {
-			hosts = append(hosts, h)
-		}
-	}
-	for _, place := range cur.GetArea().GetPlaceNames() {
-		for _, h := range s.e.hosts[normalize(place)] {
-			if h != a.sender {
-				hosts = append(hosts, h)
-			}
-		}
-	}
-	slices.Sort(hosts)
-	hosts = slices.Compact(hosts)
-
-	start := a.start()
-	due := start.Add(-s.leadTime())
-	if cur.GetAlert() {
-		due = start.Add(s.e.skew)
-	}
-	for _, h := range hosts {
-		var first *activity
-		for _, b := range s.bySender[h] {
-			if b.withdrawn || !sameActivity(a, b) {
-				continue
-			}
-			if first == nil || b.notice.given.Before(first.notice.given) {
-				first = b
-			}
-		}
-		if first != nil && !first.notice.given.After(due) || first == nil && !s.now.After(due) {
-			continue // in time, or not yet due
-		}
-		f := finding{
-			rule:     RuleHost,
-			severity: parleyv1.Severity_SEVERITY_VIOLATION,
-			party:    h,
-			entries:  []*item{a.notice},
-			required: fmt.Sprintf("a notification by host %s >= %d days before start %s (by %s)", h, s.e.vd.LeadTimeDays, fmtTime(start), fmtTime(due)),
-		}
-		if cur.GetAlert() {
-			f.required = fmt.Sprintf("a notification by host %s of the alert activity by its start %s (clock skew %s)", h, fmtTime(start), fmtDur(s.e.skew, false))
-		}
-		if first != nil {
-			f.entries = append(f.entries, first.notice)
-			f.seen = fmt.Sprintf("host notification seq %d given %s, %s", first.notice.seq, fmtTime(first.notice.given), relative(start.Sub(first.notice.given), true, "start"))
-			f.summary = fmt.Sprintf("host %s notified activity %s late", h, a.describe())
-			f.at = first.notice.given
-		} else {
-			f.seen = fmt.Sprintf("no notification by %s by %s", h, fmtTime(due))
-			f.summary = fmt.Sprintf("host %s did not notify activity %s", h, a.describe())
-			f.at = due
-		}
-		s.out.add(f)
-	}
-}
-
-// sameActivity reports whether b (the host's notification) is about the
-// activity a: same designation, or overlapping in time and sharing a place
-// name.
-func sameActivity(a, b *activity) bool {
-	if b.hasDesignation(normalize(a.latest().GetDesignation())) {
-		return true
-	}
-	return overlaps(a, b) && sharePlace(a.latest(), b.latest())
-}
-
-// overlaps reports whether the periods [start, end) of a and b intersect.
-func overlaps(a, b *activity) bool {
-	return a.start().Before(b.end()) && b.start().Before(a.end())
-}
-
-func sharePlace(a, b *parleyv1.ActivityNotification) bool {
-	for _, p := range a.GetArea().GetPlaceNames() {
-		for _, q := range b.GetArea().GetPlaceNames() {
-			if normalize(p) == normalize(q) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // relative describes a lead time: "34d14h before start" or "2h after

@@ -13,7 +13,7 @@ import (
 // later of the received_at it states and the issued_at of its receipt.
 func (e *Engine) checkReceipts(lg *logIndex, now time.Time, out *collector) {
 	for _, it := range lg.all {
-		if it.receipt != nil {
+		if it.isReceipt() {
 			continue
 		}
 		due := it.given.Add(e.window)
@@ -25,7 +25,7 @@ func (e *Engine) checkReceipts(lg *logIndex, now time.Time, out *collector) {
 			if it.acks != nil {
 				a = it.acks[i]
 			}
-			if a.ok && !a.at.After(due) || !a.ok && !now.After(due) {
+			if a.ok() && !a.at.After(due) || !a.ok() && !now.After(due) {
 				continue // in time, or not yet due
 			}
 			f := finding{
@@ -35,7 +35,7 @@ func (e *Engine) checkReceipts(lg *logIndex, now time.Time, out *collector) {
 				entries:  []*item{it},
 				required: fmt.Sprintf("a receipt by %s within %s of the entry being given %s (by %s)", p, fmtDur(e.window, false), fmtTime(it.given), fmtTime(due)),
 			}
-			if a.ok {
+			if a.ok() {
 				f.entries = append(f.entries, a.by)
 				f.seen = fmt.Sprintf("acknowledged %s in receipt seq %d, %s after the entry", fmtTime(a.at), a.by.seq, fmtDur(a.at.Sub(it.given), false))
 				f.summary = fmt.Sprintf("late receipt by %s of %s seq %d", p, it.sender, it.seq)
