@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -100,6 +101,9 @@ type Verifier struct {
 	parties     map[string]*party
 	partyIDs    string // for error messages
 	validator   protovalidate.Validator
+	// from and until are the agreement's effective dates; until is zero
+	// if it has no end.
+	from, until time.Time
 }
 
 // New returns a Verifier for the agreement. It parses every party's keys
@@ -113,7 +117,7 @@ func New(a *agreement.Agreement) (*Verifier, error) {
 	if a.ID == "" {
 		return nil, fmt.Errorf("couldn't build verifier: agreement has no id")
 	}
-	v := &Verifier{agreementID: a.ID, parties: make(map[string]*party, len(a.Parties))}
+	v := &Verifier{agreementID: a.ID, parties: make(map[string]*party, len(a.Parties)), from: a.EffectiveFrom, until: a.EffectiveUntil}
 	ids := make([]string, 0, len(a.Parties))
 	for _, ap := range a.Parties {
 		if _, dup := v.parties[ap.ID]; dup || ap.ID == "" {
@@ -161,7 +165,8 @@ func New(a *agreement.Agreement) (*Verifier, error) {
 //     are well formed (ErrInvalid);
 //  3. verifies a signature under a key of the sender whose validity window
 //     contains issued_at (ErrKeyNotValid if only a key outside its window
-//     signed, ErrBadSignature otherwise);
+//     signed, ErrBadSignature otherwise), and that issued_at lies within
+//     the agreement's effective dates (ErrInvalid);
 //  4. places the entry in the sender's feed, whose head is head(sender):
 //     the next seq chaining to the head is Accepted (a wrong prev is a
 //     *PrevError), a seq beyond it is a *GapError, and a seq at or below
@@ -201,6 +206,9 @@ func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
+	if err := v.checkEffective(h.IssuedAt.AsTime()); err != nil {
+		return Result{}, err
+	}
 	res := Result{Parsed: p, KeyID: keyID}
 	var cur FeedState
 	if head != nil {
@@ -215,6 +223,22 @@ func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, 
 		}
 	}
 	return res, nil
+}
+
+// checkEffective refuses an entry dated outside the agreement's effective
+// dates: the rules would otherwise judge it at any date a key's open
+// window allows, back to the year 1.
+func (v *Verifier) checkEffective(issued time.Time) error {
+	const layout = time.RFC3339
+	switch {
+	case issued.Before(v.from):
+		return fmt.Errorf("%w: issued_at %s is before the agreement takes effect at %s",
+			ErrInvalid, issued.UTC().Format(layout), v.from.UTC().Format(layout))
+	case !v.until.IsZero() && issued.After(v.until):
+		return fmt.Errorf("%w: issued_at %s is after the agreement ends at %s",
+			ErrInvalid, issued.UTC().Format(layout), v.until.UTC().Format(layout))
+	}
+	return nil
 }
 
 // checkHeader checks what the sequence and signature checks rely on.

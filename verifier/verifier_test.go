@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -265,6 +266,47 @@ func TestCheckKeyWindow(t *testing.T) {
 			}
 			if res.KeyID != charlie.Keys[tt.key].ID {
 				t.Errorf("got key id %s, want %s", res.KeyID, charlie.Keys[tt.key].ID)
+			}
+		})
+	}
+}
+
+// TestCheckEffectiveDates checks that an entry signed under a valid key
+// but dated outside the agreement's effective dates is refused.
+func TestCheckEffectiveDates(t *testing.T) {
+	f := agreementtest.New(t, 3, 0)
+	until := agreementtest.EffectiveFrom.AddDate(3, 0, 0)
+	f.Agreement.EffectiveUntil = until
+	// bravo's key was valid a year before the agreement took effect.
+	bravo := &f.Agreement.Parties[slices.IndexFunc(f.Agreement.Parties, func(p agreement.Party) bool { return p.ID == "bravo" })]
+	bravo.Keys[0].NotBefore = agreementtest.EffectiveFrom.AddDate(-1, 0, 0)
+	v, err := verifier.New(f.Agreement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scenario{f: f, v: v}
+	for _, tt := range []struct {
+		name    string
+		issued  time.Time
+		wantErr string
+	}{
+		{"at the start", agreementtest.EffectiveFrom, ""},
+		{"at the end", until, ""},
+		{"before the start", agreementtest.EffectiveFrom.Add(-time.Hour), "issued_at 2019-12-31T23:00:00Z is before the agreement takes effect at 2020-01-01T00:00:00Z"},
+		{"after the end", until.Add(time.Second), "issued_at 2023-01-01T00:00:01Z is after the agreement ends at 2023-01-01T00:00:00Z"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := s.statement("bravo", 1, nil, nilCalendar(2021))
+			st.Header.IssuedAt = timestamppb.New(tt.issued)
+			_, err := v.Check(s.sign(t, "bravo", 0, st), nil, nil)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got %v, want it accepted", err)
+				}
+				return
+			}
+			if !errors.Is(err, verifier.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want ErrInvalid containing %q", err, tt.wantErr)
 			}
 		})
 	}
