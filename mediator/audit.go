@@ -3,6 +3,7 @@ package mediator
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -61,6 +62,10 @@ type AuditInput struct {
 	Now time.Time
 	// Workers is how many goroutines verify signatures. Default GOMAXPROCS.
 	Workers int
+
+	// progress, if set, carries what earlier audits of the same mirrors
+	// verified (see auditProgress).
+	progress *auditProgress
 }
 
 // AuditDir audits a mediator's data directory as it is on disk: the copy
@@ -79,6 +84,11 @@ func AuditDir(dir string, now time.Time) (*Report, error) {
 		return nil, err
 	}
 	logs := map[string]*MirrorLog{}
+	defer func() {
+		for _, ml := range logs {
+			ml.Close()
+		}
+	}()
 	for _, p := range f.Agreement.Parties {
 		ml, err := OpenMirrorLog(filepath.Join(dir, mirrorDir, p.ID), false)
 		if err != nil {
@@ -89,18 +99,23 @@ func AuditDir(dir string, now time.Time) (*Report, error) {
 	return Audit(AuditInput{Agreement: f, Mediator: col.Mediator, Logs: logs, Collected: col, Now: now})
 }
 
+// replayHook, if set (by tests), sees every audit's replay.
+var replayHook func(ad *auditor, r *verifier.Replayed)
+
 // auditLog is one mirrored log being audited.
 type auditLog struct {
 	party  string
 	origin string
 	ml     *MirrorLog
-	raws   [][]byte
-	peeks  []peeked
+	// size is how many of the mirror's entries are audited: as many as it
+	// had when the audit started.
+	size uint64
 	// cp is the mirrored checkpoint, nil if none verified.
 	cp    *flog.Checkpoint
 	cpRaw []byte
-	// digests maps an envelope digest to its index in this log.
-	digests map[[32]byte]uint64
+	// at maps an envelope digest to its first index in this log; built
+	// only when evidence needs it.
+	at map[[32]byte]uint64
 }
 
 type feedPos struct {
@@ -108,22 +123,59 @@ type feedPos struct {
 	seq    uint64
 }
 
-// auditor holds the state of one audit.
+// auditor holds the state of one audit. Its memory is a compact record
+// per distinct envelope (see distinct), the statements of the accepted
+// ones (package rules needs them all), and a few bytes per log entry.
 type auditor struct {
-	in     AuditInput
-	a      *agreement.Agreement
-	v      *verifier.Verifier
-	rep    *Report
-	logs   []*auditLog // in party order
-	byID   map[string]*auditLog
-	parsed map[[32]byte]verifier.Result
+	in   AuditInput
+	a    *agreement.Agreement
+	v    *verifier.Verifier
+	rep  *Report
+	logs []*auditLog // in party order
+	byID map[string]*auditLog
+
+	// ids maps the digest of every envelope in the logs to its index in
+	// dist; masks[id*stride:][:stride] is the set of logs holding it.
+	ids    map[[32]byte]uint32
+	dist   []distinct
+	masks  []uint64
+	stride int
+	// failedSender is the sender of each envelope that parsed but failed
+	// the checks.
+	failedSender map[uint32]string
+	// passes are, by log, what reading it found.
+	passes []*logPass
 }
 
 // where returns where the envelope with digest d is logged.
 func (ad *auditor) where(d [32]byte) []location {
+	id, ok := ad.ids[d]
+	if !ok {
+		return nil
+	}
 	var out []location
-	for _, l := range ad.logs {
-		if i, ok := l.digests[d]; ok {
+	for li, l := range ad.logs {
+		if !ad.inLog(id, li) {
+			continue
+		}
+		if e := ad.dist[id]; int(e.log) == li {
+			out = append(out, location{l, e.index})
+			continue
+		}
+		if l.at == nil {
+			l.at = map[[32]byte]uint64{}
+			err := l.ml.Scan(0, l.size, func(i uint64, raw []byte) error {
+				d := sha256.Sum256(raw)
+				if _, dup := l.at[d]; !dup {
+					l.at[d] = i
+				}
+				return nil
+			})
+			if err != nil {
+				ad.rep.problem("couldn't read %s's mirrored log for evidence: %v", l.party, err)
+			}
+		}
+		if i, ok := l.at[d]; ok {
 			out = append(out, location{l, i})
 		}
 	}
@@ -132,10 +184,16 @@ func (ad *auditor) where(d [32]byte) []location {
 
 // raw returns the envelope with digest d, if a log holds it.
 func (ad *auditor) raw(d [32]byte) ([]byte, bool) {
-	if locs := ad.where(d); len(locs) > 0 {
-		return locs[0].log.raws[locs[0].index], true
+	id, ok := ad.ids[d]
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	raw, err := ad.rawAt(ad.dist[id].log, ad.dist[id].index)
+	if err != nil {
+		ad.rep.problem("couldn't read an envelope from %s's mirrored log: %v", ad.logs[ad.dist[id].log].party, err)
+		return nil, false
+	}
+	return raw, true
 }
 
 type location struct {
@@ -159,14 +217,30 @@ func Audit(in AuditInput) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't audit: %w", err)
 	}
-	ad := &auditor{
-		in: in, a: a, v: v, rep: newReport(in), byID: map[string]*auditLog{},
-		parsed: map[[32]byte]verifier.Result{},
-	}
+	ad := &auditor{in: in, a: a, v: v, rep: newReport(in), byID: map[string]*auditLog{}}
 	if err := ad.loadLogs(); err != nil {
 		return nil, err
 	}
-	replayed := ad.replay()
+	if err := ad.scan(); err != nil {
+		if !errors.Is(err, errMirrorChanged) {
+			return nil, err
+		}
+		// Nothing verified before can be trusted: verify all, and say why.
+		in.progress = nil
+		rep, rerr := Audit(in)
+		if rerr != nil {
+			return nil, rerr
+		}
+		rep.problem("%v, so every entry was verified again: the mirror is damaged or was tampered with", err)
+		return rep, nil
+	}
+	replayed, err := ad.replay()
+	if err != nil {
+		return nil, err
+	}
+	if replayHook != nil {
+		replayHook(ad, replayed)
+	}
 	accepted := ad.feeds(replayed)
 	ad.logFeeds()
 	ad.omissions()
@@ -187,25 +261,13 @@ func (ad *auditor) loadLogs() error {
 			ad.rep.problem("no mirror of %s's log", p.ID)
 			continue
 		}
+		// The checkpoint first: the mirror may grow meanwhile, never
+		// shrink.
+		cpRaw := ml.Checkpoint()
 		size := ml.Size()
-		l := &auditLog{party: p.ID, origin: p.LogOrigin, ml: ml, digests: make(map[[32]byte]uint64, size)}
-		raws, err := ml.Entries(0, size)
-		if err != nil {
-			return fmt.Errorf("couldn't audit %s's log: %w", p.ID, err)
-		}
-		l.raws = raws
-		l.peeks = make([]peeked, len(raws))
-		for i, raw := range raws {
-			d := envelope.Digest(raw)
-			pk := peek(raw)
-			pk.digest = d
-			l.peeks[i] = pk
-			if _, dup := l.digests[d]; !dup {
-				l.digests[d] = uint64(i)
-			}
-		}
+		l := &auditLog{party: p.ID, origin: p.LogOrigin, ml: ml, size: size}
 		sum := LogSummary{Party: p.ID, Origin: p.LogOrigin, Size: size}
-		if cpRaw := ml.Checkpoint(); cpRaw != nil {
+		if cpRaw != nil {
 			cp, err := ad.logCheckpoint(p.ID, cpRaw)
 			switch {
 			case err != nil:
@@ -281,37 +343,10 @@ func verifyLogCheckpoint(a *agreement.Agreement, party string, raw []byte) (*flo
 	return cp, nil
 }
 
-// replay runs the verifier over the union of the logs: every distinct
-// envelope once, each sender's own log first, so that where a sender
-// equivocated the statement its own node logged is the one accepted.
-func (ad *auditor) replay() *verifier.Replayed {
-	seen := map[[32]byte]bool{}
-	var own, other []verifier.ReplayInput
-	for _, l := range ad.logs {
-		for i, raw := range l.raws {
-			pk := l.peeks[i]
-			if seen[pk.digest] {
-				continue
-			}
-			seen[pk.digest] = true
-			in := verifier.ReplayInput{Raw: raw, Source: fmt.Sprintf("%s's log, index %d", l.party, i)}
-			if pk.sender == l.party {
-				own = append(own, in)
-			} else {
-				other = append(other, in)
-			}
-		}
-	}
-	return ad.v.Replay(append(own, other...), verifier.ReplayOptions{Workers: ad.in.Workers})
-}
-
 // feeds records the replay's verdicts and returns the accepted entries.
 func (ad *auditor) feeds(r *verifier.Replayed) []verifier.Result {
 	for _, u := range r.Unreadable {
 		ad.rep.finding(Finding{Rule: RuleSeq, Severity: sevViolation, Summary: fmt.Sprintf("unreadable entry in %s", u.Source), Seen: u.Err.Error(), Required: "every logged entry parses"})
-	}
-	for _, res := range r.Accepted {
-		ad.parsed[res.Parsed.Digest] = res
 	}
 	for _, f := range r.Feeds {
 		fs := FeedSummary{Sender: f.Sender, Accepted: f.Accepted, LastSeq: f.Head.Seq, Duplicates: len(f.Duplicates),
@@ -398,80 +433,66 @@ func (ad *auditor) locate(loc location) Location {
 // logFeeds checks each log on its own: a node accepts each feed in order,
 // so every sender's seqs in its log run from 1 without a gap.
 func (ad *auditor) logFeeds() {
-	for _, l := range ad.logs {
-		max := map[string]uint64{}
-		count := map[string]int{}
-		for _, pk := range l.peeks {
-			if pk.sender == "" {
-				continue
-			}
-			count[pk.sender]++
-			if pk.seq > max[pk.sender] {
-				max[pk.sender] = pk.seq
-			}
-		}
-		for _, s := range sortedKeys(max) {
-			held := len(feedSeqs(l, s))
-			if uint64(held) != max[s] {
+	for li, l := range ad.logs {
+		seqs := ad.passes[li].seqs
+		for _, s := range sortedKeys(seqs) {
+			ss := *seqs[s]
+			slices.Sort(ss)
+			held := len(slices.Compact(ss))
+			if max := ss[held-1]; uint64(held) != max {
 				ad.rep.finding(Finding{Rule: RuleLogFeed, Severity: sevViolation, Party: l.party,
 					Required: fmt.Sprintf("%s's log holds %s's feed from seq 1 without a gap, as its node accepts it", l.party, s),
-					Seen:     fmt.Sprintf("%d distinct seqs of %s up to seq %d", held, s, max[s]),
+					Seen:     fmt.Sprintf("%d distinct seqs of %s up to seq %d", held, s, max),
 					Summary:  fmt.Sprintf("%s's log holds %s's feed with gaps", l.party, s)})
 			}
 		}
 	}
 }
 
-func feedSeqs(l *auditLog, sender string) map[uint64]bool {
-	out := map[uint64]bool{}
-	for _, pk := range l.peeks {
-		if pk.sender == sender {
-			out[pk.seq] = true
-		}
-	}
-	return out
-}
-
 // omissions finds receipts in a party's log for entries that log lacks: a
 // node logs an entry before it receipts it.
 func (ad *auditor) omissions() {
-	for _, l := range ad.logs {
+	for li, l := range ad.logs {
 		if l.cp == nil {
 			continue
 		}
-		for i, pk := range l.peeks {
-			if pk.sender != l.party {
+		for _, o := range ad.passes[li].own {
+			e := &ad.dist[o.id]
+			if !e.accepted {
 				continue
 			}
-			res, ok := ad.parsed[pk.digest]
-			if !ok {
-				continue
-			}
-			rc := res.Parsed.Statement.GetBody().GetReceipt()
+			rc := e.parsed.Statement.GetBody().GetReceipt()
 			if rc == nil {
 				continue
 			}
 			for _, ack := range rc.GetAcks() {
-				d := [32]byte(ack.GetDigest())
-				if _, ok := l.digests[d]; ok || len(ack.GetDigest()) != 32 {
+				if len(ack.GetDigest()) != 32 {
 					continue
 				}
-				ad.omission(l, uint64(i), ack, d)
+				d := [32]byte(ack.GetDigest())
+				if id, ok := ad.ids[d]; ok && ad.inLog(id, li) {
+					continue
+				}
+				ad.omission(l, o.index, e.seq, ack, d)
 			}
 		}
 	}
 }
 
-func (ad *auditor) omission(l *auditLog, index uint64, ack *parleyv1.Acknowledgement, d [32]byte) {
-	receipt := l.raws[index]
+func (ad *auditor) omission(l *auditLog, index, seq uint64, ack *parleyv1.Acknowledgement, d [32]byte) {
+	raws, err := l.ml.Entries(index, 1)
+	if err != nil {
+		ad.rep.problem("couldn't read a receipt from %s's mirrored log: %v", l.party, err)
+		return
+	}
+	receipt := raws[0]
 	rd := envelope.Digest(receipt)
-	rpk := l.peeks[index]
 	e := &Evidence{Kind: KindOmission, Party: l.party,
 		Summary: fmt.Sprintf("%s receipted %s entry %d (digest %x) in its entry %d, but its log of size %d does not hold it",
-			l.party, ack.GetSender(), ack.GetSeq(), d[:8], rpk.seq, l.cp.Size),
+			l.party, ack.GetSender(), ack.GetSeq(), d[:8], seq, l.cp.Size),
 		Acknowledged: &EntryRef{Sender: ack.GetSender(), Seq: ack.GetSeq(), Digest: hex.EncodeToString(d[:])},
 	}
-	e.Envelopes = append(e.Envelopes, EvidenceEnvelope{Role: "receipt", Sender: l.party, Seq: rpk.seq, Digest: hex.EncodeToString(rd[:]),
+	e.Envelopes = append(e.Envelopes, EvidenceEnvelope{Role: "receipt", Sender: l.party, Seq: seq, Digest: hex.EncodeToString(rd[:]),
 		Envelope: receipt, FoundIn: []Location{ad.locate(location{l, index})}})
 	if raw, ok := ad.raw(d); ok {
 		oe := EvidenceEnvelope{Role: "omitted", Sender: ack.GetSender(), Seq: ack.GetSeq(), Digest: hex.EncodeToString(d[:]), Envelope: raw}
@@ -483,13 +504,16 @@ func (ad *auditor) omission(l *auditLog, index uint64, ack *parleyv1.Acknowledge
 	e.Checkpoints = []EvidenceCheckpoint{{Role: "log", Origin: l.origin, Size: l.cp.Size, Root: l.cp.Hash, Note: string(l.cpRaw), Source: "mirror of " + l.party + "'s node"}}
 	el := &EvidenceLog{Party: l.party, Size: l.cp.Size}
 	if l.cp.Size <= maxEvidenceLog {
-		el.Envelopes = l.raws[:l.cp.Size]
+		if el.Envelopes, err = l.ml.Entries(0, l.cp.Size); err != nil {
+			ad.rep.problem("couldn't read %s's mirrored log for evidence: %v", l.party, err)
+			return
+		}
 	} else {
 		el.Note = fmt.Sprintf("the %d envelopes are too many to include; ask mediator %s for its mirror of %s's log", l.cp.Size, ad.in.Mediator, l.party)
 	}
 	e.Log = el
 	ad.rep.addEvidence(ad.a, e, Finding{Rule: RuleOmission, Party: l.party,
-		Entries:  []EntryRef{{Sender: l.party, Seq: rpk.seq, Digest: hex.EncodeToString(rd[:])}, *e.Acknowledged},
+		Entries:  []EntryRef{{Sender: l.party, Seq: seq, Digest: hex.EncodeToString(rd[:])}, *e.Acknowledged},
 		Required: fmt.Sprintf("%s's log holds every entry %s receipted", l.party, l.party),
 		Seen:     fmt.Sprintf("%s entry %d receipted but absent from %s's log of size %d", ack.GetSender(), ack.GetSeq(), l.party, l.cp.Size),
 		Summary:  fmt.Sprintf("%s's log omits %s entry %d, which %s receipted", l.party, ack.GetSender(), ack.GetSeq(), l.party)})
@@ -685,52 +709,6 @@ func (ad *auditor) rules(accepted []verifier.Result) error {
 	}
 	ad.rep.timeline(ad, accepted)
 	return nil
-}
-
-// peeked is the sender and seq of an envelope, read without parsing it
-// fully, and its digest.
-type peeked struct {
-	sender string
-	seq    uint64
-	digest [32]byte
-}
-
-// peek reads the header's sender and seq straight from the wire format;
-// a malformed envelope yields the zero value (the verifier reports it).
-func peek(raw []byte) peeked {
-	payload := field(raw, 1)
-	header := field(payload, 1)
-	var pk peeked
-	for b := header; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return peeked{}
-		}
-		b = b[n:]
-		switch {
-		case num == 2 && typ == protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return peeked{}
-			}
-			pk.sender = string(v)
-			b = b[m:]
-		case num == 3 && typ == protowire.VarintType:
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return peeked{}
-			}
-			pk.seq = v
-			b = b[m:]
-		default:
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return peeked{}
-			}
-			b = b[m:]
-		}
-	}
-	return pk
 }
 
 // field returns the first length-delimited field num of a message.

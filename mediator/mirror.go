@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -22,132 +23,232 @@ const (
 	// entriesFile holds the mirrored envelopes in log order, each as a
 	// 4-byte big-endian length followed by the envelope bytes.
 	entriesFile = "entries"
+	// leavesFile indexes the entries file: for each entry, in log order,
+	// its offset in the entries file (8 bytes, big-endian) and its RFC
+	// 6962 leaf hash (32 bytes). It is derived from the entries file,
+	// checked against it when the mirror is opened and rewritten from it
+	// where it differs, so it is not synced.
+	leavesFile = "leaves"
 	// checkpointFile holds the latest checkpoint of the node (a signed
 	// note, as the node served it, with the witnesses' cosignatures) whose
 	// root hash the mirrored entries reproduce.
 	checkpointFile = "checkpoint"
 )
 
+// leafRecord is the size of one record of the leaves file.
+const leafRecord = 8 + 32
+
+// cachedLevel is the lowest level of the tree whose nodes a MirrorLog keeps
+// in memory: every complete subtree of 2^cachedLevel leaves and above.
+// Lower nodes are recomputed from the leaves file, at most 2^cachedLevel-1
+// leaf hashes on each side of a range.
+const cachedLevel = 8
+
 // maxRecord bounds one mirrored record: an envelope is at most 64 KiB.
 const maxRecord = 1 << 20
 
-var hasher = rfc6962.DefaultHasher
+var (
+	hasher = rfc6962.DefaultHasher
+	ranges = &compact.RangeFactory{Hash: hasher.HashChildren}
+)
 
 // MirrorLog is the on-disk copy of one party node's exchange log: every
 // envelope in log order and the node's latest checkpoint that they
-// reproduce. It keeps the leaf hashes in memory, so that it can compute the
-// root hash of any prefix and the inclusion and consistency proofs a third
-// party needs, without asking the node.
+// reproduce. It computes the root hash of any prefix and the inclusion and
+// consistency proofs a third party needs, without asking the node.
+//
+// Its memory does not grow with the log beyond 64 bytes per 256 entries:
+// the offsets and leaf hashes of the entries are in the leaves file, read
+// on demand; only the hashes of complete subtrees of 256 leaves and more,
+// and the compact range of the whole tree, are kept in memory.
 //
 // A MirrorLog is safe for concurrent use. Only one process may open a
-// mirror directory for writing.
+// mirror directory for writing; any number may open it read-only.
 type MirrorLog struct {
 	dir string
 
 	mu         sync.RWMutex
-	f          *os.File // the entries file, nil when read-only
-	leaves     [][]byte // RFC 6962 leaf hashes, by index
-	offsets    []int64  // offset of each record in the entries file
+	ef         *os.File // the entries file, nil if there is none
+	lf         *os.File // the leaves file (a private temporary one if read-only and stale)
+	lfTemp     bool     // lf is a temporary file, removed on Close
+	write      bool     // opened for writing
+	size       uint64   // number of entries
 	end        int64    // size of the entries file
+	tree       *compact.Range
+	upper      [][][]byte // upper[k][i] is the hash of node (cachedLevel+k, i)
 	checkpoint []byte
 }
 
 // OpenMirrorLog opens the mirrored log in dir. With writable, it creates dir
 // if needed and drops a torn record at the end of the entries file (left by
-// a crash during Append); read-only, it ignores it.
+// a crash during Append); read-only, it ignores it. Opening reads the
+// entries file once, to check the leaves file against it.
 func OpenMirrorLog(dir string, writable bool) (*MirrorLog, error) {
-	m := &MirrorLog{dir: dir}
+	m := &MirrorLog{dir: dir, write: writable, tree: ranges.NewEmptyRange(0)}
 	path := filepath.Join(dir, entriesFile)
-	var (
-		f   *os.File
-		err error
-	)
+	var err error
 	if writable {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("couldn't create mirror directory: %w", err)
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		m.ef, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	} else {
-		f, err = os.Open(path)
+		m.ef, err = os.Open(path)
 		if errors.Is(err, os.ErrNotExist) {
+			m.ef = nil
 			return m, m.loadCheckpoint()
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open mirrored log: %w", err)
 	}
-	raws, err := m.scan(f)
-	if err != nil {
-		f.Close()
+	if err := m.load(); err != nil {
+		m.Close()
 		return nil, err
 	}
-	m.leaves = hashLeaves(raws)
 	if writable {
-		if err := f.Truncate(m.end); err != nil {
-			f.Close()
+		if err := m.ef.Truncate(m.end); err != nil {
+			m.Close()
 			return nil, fmt.Errorf("couldn't truncate a torn record in %s: %w", path, err)
 		}
-		if _, err := f.Seek(m.end, io.SeekStart); err != nil {
-			f.Close()
+		if _, err := m.ef.Seek(m.end, io.SeekStart); err != nil {
+			m.Close()
 			return nil, fmt.Errorf("couldn't open mirrored log: %w", err)
 		}
-		m.f = f
-	} else {
-		f.Close()
 	}
-	return m, m.loadCheckpoint()
+	if err := m.loadCheckpoint(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
-// scan reads every complete record of the entries file.
-func (m *MirrorLog) scan(f *os.File) ([][]byte, error) {
-	r := bufio.NewReaderSize(f, 1<<20)
-	var raws [][]byte
-	var hdr [4]byte
+// load reads every complete record of the entries file, checks the leaves
+// file against it, rewrites what differs (in a temporary file if
+// read-only) and builds the tree in memory.
+func (m *MirrorLog) load() error {
+	lpath := filepath.Join(m.dir, leavesFile)
+	var err error
+	if m.write {
+		m.lf, err = os.OpenFile(lpath, os.O_RDWR|os.O_CREATE, 0o644)
+	} else {
+		m.lf, err = os.Open(lpath)
+		if errors.Is(err, os.ErrNotExist) {
+			m.lf, err = m.tempLeaves(nil, 0)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't open mirrored leaves: %w", err)
+	}
+	er := bufio.NewReaderSize(io.NewSectionReader(m.ef, 0, 1<<62), 1<<20)
+	lr := bufio.NewReaderSize(io.NewSectionReader(m.lf, 0, 1<<62), 1<<16)
+	var (
+		w      *bufio.Writer // set once the leaves file differs
+		hdr    [4]byte
+		raw    []byte
+		want   [leafRecord]byte
+		stored [leafRecord]byte
+	)
 	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if _, err := io.ReadFull(er, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return raws, nil
+				break
 			}
-			return nil, fmt.Errorf("couldn't read mirrored log: %w", err)
+			return fmt.Errorf("couldn't read mirrored log: %w", err)
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
 		if n > maxRecord {
-			return nil, fmt.Errorf("mirrored log %s is corrupt: record %d claims %d bytes", m.dir, len(raws), n)
+			return fmt.Errorf("mirrored log %s is corrupt: record %d claims %d bytes", m.dir, m.size, n)
 		}
-		raw := make([]byte, n)
-		if _, err := io.ReadFull(r, raw); err != nil {
+		if int(n) > cap(raw) {
+			raw = make([]byte, n)
+		}
+		raw = raw[:n]
+		if _, err := io.ReadFull(er, raw); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return raws, nil // torn record
+				break // torn record
 			}
-			return nil, fmt.Errorf("couldn't read mirrored log: %w", err)
+			return fmt.Errorf("couldn't read mirrored log: %w", err)
 		}
-		m.offsets = append(m.offsets, m.end)
+		binary.BigEndian.PutUint64(want[:8], uint64(m.end))
+		leaf := hasher.HashLeaf(raw)
+		copy(want[8:], leaf)
+		if w == nil {
+			if _, err := io.ReadFull(lr, stored[:]); err != nil || stored != want {
+				if w, err = m.rewriteLeaves(); err != nil {
+					return err
+				}
+			}
+		}
+		if w != nil {
+			w.Write(want[:])
+		}
+		if err := m.tree.Append(leaf, m.visit); err != nil {
+			return fmt.Errorf("couldn't build mirrored tree: %w", err)
+		}
+		m.size++
 		m.end += 4 + int64(n)
-		raws = append(raws, raw)
 	}
+	if w != nil {
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("couldn't write mirrored leaves: %w", err)
+		}
+	}
+	if m.write {
+		if err := m.lf.Truncate(int64(m.size) * leafRecord); err != nil {
+			return fmt.Errorf("couldn't truncate mirrored leaves: %w", err)
+		}
+	}
+	return nil
 }
 
-// hashLeaves returns the leaf hashes of raws, computed in parallel.
-func hashLeaves(raws [][]byte) [][]byte {
-	out := make([][]byte, len(raws))
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	per := (len(raws) + workers - 1) / max(workers, 1)
-	for w := range workers {
-		lo, hi := w*per, min((w+1)*per, len(raws))
-		if lo >= hi {
-			break
+// rewriteLeaves returns a writer that rewrites the leaves file from record
+// m.size on: in place if writable, else in a temporary copy.
+func (m *MirrorLog) rewriteLeaves() (*bufio.Writer, error) {
+	at := int64(m.size) * leafRecord
+	if m.write || m.lfTemp {
+		if err := m.lf.Truncate(at); err != nil {
+			return nil, fmt.Errorf("couldn't rewrite mirrored leaves: %w", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				out[i] = hasher.HashLeaf(raws[i])
-			}
-		}()
+		return bufio.NewWriterSize(io.NewOffsetWriter(m.lf, at), 1<<16), nil
 	}
-	wg.Wait()
-	return out
+	tmp, err := m.tempLeaves(m.lf, at)
+	if err != nil {
+		return nil, err
+	}
+	m.lf.Close()
+	m.lf = tmp
+	return bufio.NewWriterSize(io.NewOffsetWriter(tmp, at), 1<<16), nil
+}
+
+// tempLeaves returns a temporary leaves file, removed on Close, holding the
+// first n bytes of from.
+func (m *MirrorLog) tempLeaves(from *os.File, n int64) (*os.File, error) {
+	tmp, err := os.CreateTemp("", "parley-mirror-leaves-*")
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create temporary leaves file: %w", err)
+	}
+	m.lfTemp = true
+	if from != nil && n > 0 {
+		if _, err := io.Copy(tmp, io.NewSectionReader(from, 0, n)); err != nil {
+			return tmp, fmt.Errorf("couldn't copy mirrored leaves: %w", err)
+		}
+	}
+	return tmp, nil
+}
+
+// visit keeps the nodes of cachedLevel and above as the tree grows.
+func (m *MirrorLog) visit(id compact.NodeID, hash []byte) {
+	if id.Level < cachedLevel {
+		return
+	}
+	k := int(id.Level - cachedLevel)
+	for len(m.upper) <= k {
+		m.upper = append(m.upper, nil)
+	}
+	if uint64(len(m.upper[k])) == id.Index {
+		m.upper[k] = append(m.upper[k], hash)
+	}
 }
 
 func (m *MirrorLog) loadCheckpoint() error {
@@ -159,16 +260,23 @@ func (m *MirrorLog) loadCheckpoint() error {
 	return nil
 }
 
-// Close closes the entries file.
+// Close closes the mirror's files.
 func (m *MirrorLog) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.f == nil {
-		return nil
+	var errs []error
+	if m.ef != nil {
+		errs = append(errs, m.ef.Close())
+		m.ef = nil
 	}
-	err := m.f.Close()
-	m.f = nil
-	if err != nil {
+	if m.lf != nil {
+		errs = append(errs, m.lf.Close())
+		if m.lfTemp {
+			os.Remove(m.lf.Name())
+		}
+		m.lf = nil
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("couldn't close mirrored log: %w", err)
 	}
 	return nil
@@ -181,7 +289,7 @@ func (m *MirrorLog) Dir() string { return m.dir }
 func (m *MirrorLog) Size() uint64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return uint64(len(m.leaves))
+	return m.size
 }
 
 // Checkpoint returns the latest checkpoint stored with SetCheckpoint, or
@@ -194,31 +302,46 @@ func (m *MirrorLog) Checkpoint() []byte {
 
 // Append durably appends envelopes at the end of the mirror.
 func (m *MirrorLog) Append(raws [][]byte) error {
+	return m.appendHashed(raws, hashLeaves(raws))
+}
+
+// appendHashed appends envelopes whose leaf hashes the caller computed.
+func (m *MirrorLog) appendHashed(raws, leaves [][]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.f == nil {
+	if !m.write || m.ef == nil {
 		return errors.New("couldn't append to mirrored log: opened read-only")
 	}
 	var buf bytes.Buffer
-	offsets := make([]int64, 0, len(raws))
+	idx := make([]byte, 0, len(raws)*leafRecord)
 	end := m.end
-	for _, raw := range raws {
+	for i, raw := range raws {
 		if len(raw) > maxRecord {
 			return fmt.Errorf("couldn't append to mirrored log: envelope of %d bytes", len(raw))
 		}
-		offsets = append(offsets, end)
+		idx = binary.BigEndian.AppendUint64(idx, uint64(end))
+		idx = append(idx, leaves[i]...)
 		buf.Write(binary.BigEndian.AppendUint32(nil, uint32(len(raw))))
 		buf.Write(raw)
 		end += 4 + int64(len(raw))
 	}
-	if _, err := m.f.Write(buf.Bytes()); err != nil {
+	if _, err := m.ef.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("couldn't append to mirrored log: %w", err)
 	}
-	if err := m.f.Sync(); err != nil {
+	if err := m.ef.Sync(); err != nil {
 		return fmt.Errorf("couldn't sync mirrored log: %w", err)
 	}
-	m.offsets = append(m.offsets, offsets...)
-	m.leaves = append(m.leaves, hashLeaves(raws)...)
+	// The leaves file is checked against the entries when opened, so it
+	// needs no sync of its own.
+	if _, err := m.lf.WriteAt(idx, int64(m.size)*leafRecord); err != nil {
+		return fmt.Errorf("couldn't append to mirrored leaves: %w", err)
+	}
+	for _, l := range leaves {
+		if err := m.tree.Append(l, m.visit); err != nil {
+			return fmt.Errorf("couldn't extend mirrored tree: %w", err)
+		}
+	}
+	m.size += uint64(len(raws))
 	m.end = end
 	return nil
 }
@@ -236,61 +359,144 @@ func (m *MirrorLog) SetCheckpoint(cp []byte) error {
 
 // Entries returns count envelopes from index start.
 func (m *MirrorLog) Entries(start, count uint64) ([][]byte, error) {
+	var out [][]byte
+	err := m.Scan(start, start+count, func(_ uint64, raw []byte) error {
+		out = append(out, bytes.Clone(raw))
+		return nil
+	})
+	return out, err
+}
+
+// Scan calls fn with each envelope from index start to end (exclusive), in
+// order, reading the entries file sequentially. raw is valid only during
+// the call. An error from fn stops the scan and is returned.
+func (m *MirrorLog) Scan(start, end uint64, fn func(index uint64, raw []byte) error) error {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if start+count > uint64(len(m.leaves)) || start+count < start {
-		return nil, fmt.Errorf("couldn't read mirrored entries [%d, %d): the mirror has %d", start, start+count, len(m.leaves))
-	}
-	if count == 0 {
-		return nil, nil
-	}
-	f, err := os.Open(filepath.Join(m.dir, entriesFile))
+	size := m.size
+	lo, hi, err := m.spanLocked(start, end)
+	m.mu.RUnlock()
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read mirrored entries: %w", err)
+		return err
 	}
-	defer f.Close()
-	lo := m.offsets[start]
+	if start == end {
+		return nil
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(m.ef, lo, hi-lo), 256<<10)
+	var hdr [4]byte
+	var raw []byte
+	for i := start; i < end; i++ {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return fmt.Errorf("couldn't read mirrored entry %d of %d: %w", i, size, err)
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n > maxRecord {
+			return fmt.Errorf("mirrored log %s is corrupt: record %d claims %d bytes", m.dir, i, n)
+		}
+		if int(n) > cap(raw) {
+			raw = make([]byte, n)
+		}
+		raw = raw[:n]
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return fmt.Errorf("couldn't read mirrored entry %d of %d: %w", i, size, err)
+		}
+		if err := fn(i, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spanLocked returns the range of the entries file holding entries [start,
+// end). The caller holds mu.
+func (m *MirrorLog) spanLocked(start, end uint64) (int64, int64, error) {
+	if end > m.size || end < start {
+		return 0, 0, fmt.Errorf("couldn't read mirrored entries [%d, %d): the mirror has %d", start, end, m.size)
+	}
+	if start == end {
+		return 0, 0, nil
+	}
+	lo, err := m.offsetLocked(start)
+	if err != nil {
+		return 0, 0, err
+	}
 	hi := m.end
-	if start+count < uint64(len(m.offsets)) {
-		hi = m.offsets[start+count]
+	if end < m.size {
+		if hi, err = m.offsetLocked(end); err != nil {
+			return 0, 0, err
+		}
 	}
-	buf := make([]byte, hi-lo)
-	if _, err := f.ReadAt(buf, lo); err != nil {
-		return nil, fmt.Errorf("couldn't read mirrored entries: %w", err)
+	return lo, hi, nil
+}
+
+// offsetLocked returns the offset of entry i in the entries file.
+func (m *MirrorLog) offsetLocked(i uint64) (int64, error) {
+	var b [8]byte
+	if _, err := m.lf.ReadAt(b[:], int64(i)*leafRecord); err != nil {
+		return 0, fmt.Errorf("couldn't read mirrored leaves: %w", err)
 	}
-	out := make([][]byte, 0, count)
-	for len(buf) > 0 {
-		n := binary.BigEndian.Uint32(buf)
-		out = append(out, buf[4:4+n:4+n])
-		buf = buf[4+n:]
-	}
-	return out, nil
+	return int64(binary.BigEndian.Uint64(b[:])), nil
 }
 
 // LeafHash returns the RFC 6962 leaf hash of the entry at index.
-func (m *MirrorLog) LeafHash(index uint64) []byte {
+func (m *MirrorLog) LeafHash(index uint64) ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.leaves[index]
+	if index >= m.size {
+		return nil, fmt.Errorf("couldn't read leaf hash %d: the mirror has %d entries", index, m.size)
+	}
+	hs, err := m.leavesLocked(index, index+1)
+	if err != nil {
+		return nil, err
+	}
+	return hs[0], nil
+}
+
+// leavesLocked reads the leaf hashes of entries [lo, hi).
+func (m *MirrorLog) leavesLocked(lo, hi uint64) ([][]byte, error) {
+	buf := make([]byte, (hi-lo)*leafRecord)
+	if _, err := m.lf.ReadAt(buf, int64(lo)*leafRecord); err != nil {
+		return nil, fmt.Errorf("couldn't read mirrored leaves: %w", err)
+	}
+	out := make([][]byte, hi-lo)
+	for i := range out {
+		out[i] = buf[i*leafRecord+8 : (i+1)*leafRecord : (i+1)*leafRecord]
+	}
+	return out, nil
 }
 
 // RootAt returns the root hash of the first size mirrored entries.
 func (m *MirrorLog) RootAt(size uint64) ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if size > uint64(len(m.leaves)) {
-		return nil, fmt.Errorf("couldn't compute root of size %d: the mirror has %d entries", size, len(m.leaves))
+	if size > m.size {
+		return nil, fmt.Errorf("couldn't compute root of size %d: the mirror has %d entries", size, m.size)
 	}
-	return rootOf(m.leaves[:size])
+	return m.rootLocked(0, size)
 }
 
 // RootWith returns the root hash of the mirrored entries followed by the
 // given leaf hashes, without storing them.
 func (m *MirrorLog) RootWith(more [][]byte) ([]byte, error) {
 	m.mu.RLock()
-	all := append(m.leaves[:len(m.leaves):len(m.leaves)], more...)
+	// A copy: appending to a range overwrites its hashes in place.
+	r, err := ranges.NewRange(0, m.tree.End(), slices.Clone(m.tree.Hashes()))
 	m.mu.RUnlock()
-	return rootOf(all)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't compute root hash: %w", err)
+	}
+	for _, l := range more {
+		if err := r.Append(l, nil); err != nil {
+			return nil, fmt.Errorf("couldn't compute root hash: %w", err)
+		}
+	}
+	if r.End() == 0 {
+		return hasher.EmptyRoot(), nil
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't compute root hash: %w", err)
+	}
+	return root, nil
 }
 
 // InclusionProof returns the proof that the entry at index is in the tree
@@ -313,17 +519,17 @@ func (m *MirrorLog) ConsistencyProof(from, to uint64) ([][]byte, error) {
 	return m.prove(nodes, to)
 }
 
-// prove computes the hashes of a proof's nodes from the leaves.
+// prove computes the hashes of a proof's nodes.
 func (m *MirrorLog) prove(nodes proof.Nodes, size uint64) ([][]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if size > uint64(len(m.leaves)) {
-		return nil, fmt.Errorf("couldn't build proof for size %d: the mirror has %d entries", size, len(m.leaves))
+	if size > m.size {
+		return nil, fmt.Errorf("couldn't build proof for size %d: the mirror has %d entries", size, m.size)
 	}
 	hashes := make([][]byte, len(nodes.IDs))
 	for i, id := range nodes.IDs {
 		lo, hi := id.Coverage()
-		h, err := rootOf(m.leaves[lo:min(hi, size)])
+		h, err := m.rootLocked(lo, min(hi, size))
 		if err != nil {
 			return nil, err
 		}
@@ -332,12 +538,83 @@ func (m *MirrorLog) prove(nodes proof.Nodes, size uint64) ([][]byte, error) {
 	return nodes.Rehash(hashes, hasher.HashChildren)
 }
 
+// rootLocked returns the RFC 6962 root hash of the subtree over entries
+// [lo, hi): the tree's root if lo is 0, the hash of a node (complete or on
+// the right border) otherwise. It reads at most 2^cachedLevel-1 leaf
+// hashes on each side; the caller holds mu.
+func (m *MirrorLog) rootLocked(lo, hi uint64) ([]byte, error) {
+	if lo == hi {
+		return hasher.EmptyRoot(), nil
+	}
+	ids := compact.RangeNodes(lo, hi, nil)
+	hashes := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, err := m.nodeLocked(id)
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = h
+	}
+	// Merge right to left, as a compact range's root is computed.
+	root := hashes[len(hashes)-1]
+	for i := len(hashes) - 2; i >= 0; i-- {
+		root = hasher.HashChildren(hashes[i], root)
+	}
+	return root, nil
+}
+
+// nodeLocked returns the hash of a complete node of the tree.
+func (m *MirrorLog) nodeLocked(id compact.NodeID) ([]byte, error) {
+	if id.Level >= cachedLevel {
+		k := int(id.Level - cachedLevel)
+		if k < len(m.upper) && id.Index < uint64(len(m.upper[k])) {
+			return m.upper[k][id.Index], nil
+		}
+		return nil, fmt.Errorf("couldn't compute mirrored node %d.%d: not in the tree", id.Level, id.Index)
+	}
+	lo, hi := id.Coverage()
+	leaves, err := m.leavesLocked(lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	for len(leaves) > 1 {
+		for i := 0; i < len(leaves); i += 2 {
+			leaves[i/2] = hasher.HashChildren(leaves[i], leaves[i+1])
+		}
+		leaves = leaves[:len(leaves)/2]
+	}
+	return leaves[0], nil
+}
+
+// hashLeaves returns the leaf hashes of raws, computed in parallel.
+func hashLeaves(raws [][]byte) [][]byte {
+	out := make([][]byte, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), len(raws)/64+1)
+	var wg sync.WaitGroup
+	per := (len(raws) + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(raws))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				out[i] = hasher.HashLeaf(raws[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 // rootOf returns the RFC 6962 root hash of leaf hashes.
 func rootOf(leaves [][]byte) ([]byte, error) {
 	if len(leaves) == 0 {
 		return hasher.EmptyRoot(), nil
 	}
-	r := (&compact.RangeFactory{Hash: hasher.HashChildren}).NewEmptyRange(0)
+	r := ranges.NewEmptyRange(0)
 	for _, l := range leaves {
 		if err := r.Append(l, nil); err != nil {
 			return nil, fmt.Errorf("couldn't compute root hash: %w", err)

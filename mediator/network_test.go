@@ -260,6 +260,22 @@ func TestAuditFindsPlantedMisbehaviour(t *testing.T) {
 		rep.WriteText(os.Stderr)
 	}
 	rep = reportRoundTrip(t, rep)
+	// The mediator's own audits say the same, the second verifying only
+	// what the first did not.
+	own, err := n.srv.Audit(now.Add(2 * time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := n.srv.Audit(now.Add(2 * time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := reportText(t, again), reportText(t, own); g != w {
+		t.Errorf("the mediator's second audit differs from its first:\n%s\nwant\n%s", g, w)
+	}
+	if g, w := evidenceNames(own), evidenceNames(rep); !slices.Equal(g, w) {
+		t.Errorf("the mediator's audit found evidence %v, the audit of its data directory %v", g, w)
+	}
 	a := n.Agreement.Agreement
 	if !rep.Misbehaviour || rep.Result != "misbehaviour" {
 		t.Errorf("got misbehaviour %v result %q, want true and misbehaviour", rep.Misbehaviour, rep.Result)

@@ -320,13 +320,16 @@ func (r *Report) finish(ad *auditor) {
 		ps := &PartySummary{Party: p.ID, Name: p.Name, Status: "compliant", Findings: map[string]int{}, Evidence: []string{}}
 		sent[p.ID] = ps
 	}
-	for _, res := range ad.parsed {
-		ps := sent[res.Sender()]
+	for _, e := range ad.dist {
+		if !e.accepted {
+			continue
+		}
+		ps := sent[e.parsed.Statement.GetHeader().GetSender()]
 		if ps == nil {
 			continue
 		}
 		ps.EntriesSent++
-		switch res.Parsed.Statement.GetBody().GetKind().(type) {
+		switch e.parsed.Statement.GetBody().GetKind().(type) {
 		case *parleyv1.Body_Notification:
 			ps.Notifications++
 		case *parleyv1.Body_Receipt:
@@ -399,11 +402,11 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 			}
 		}
 	}
-	late := map[string]bool{}
+	late := map[feedPos]bool{}
 	for _, f := range r.Findings {
 		if f.Rule == rules.RuleLead || f.Rule == rules.RuleAlert {
 			for _, e := range f.Entries {
-				late[fmt.Sprintf("%s/%d", e.Sender, e.Seq)] = true
+				late[feedPos{e.Sender, e.Seq}] = true
 			}
 		}
 	}
@@ -430,7 +433,7 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 		switch {
 		case cancelled[feedPos{res.Sender(), res.Seq()}]:
 			item.Status = "cancelled"
-		case late[fmt.Sprintf("%s/%d", res.Sender(), res.Seq())]:
+		case late[feedPos{res.Sender(), res.Seq()}]:
 			item.Status = "late"
 		}
 		r.Timeline = append(r.Timeline, item)

@@ -113,54 +113,140 @@ func (s *store) setLatest(origin string, c *cosignedCheckpoint) error {
 	return nil
 }
 
-// addEvidence durably records e, unless the same evidence (same origin,
-// checkpoints and proof) is already recorded, in which case the first
-// record stands. It reports whether e was new.
-func (s *store) addEvidence(e *ForkEvidence) (bool, error) {
-	v, err := json.Marshal(e)
-	if err != nil {
-		return false, fmt.Errorf("couldn't encode fork evidence of %q: %w", e.Origin, err)
-	}
+// storedEvidence is the JSON record of a ForkEvidence: the evidence and
+// the order in which the witness recorded it (0 in records written before
+// the order was kept).
+type storedEvidence struct {
+	ForkEvidence
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// evidenceOutcome is what addEvidence did with a record.
+type evidenceOutcome int
+
+const (
+	// evidenceAdded: the record was new and is stored.
+	evidenceAdded evidenceOutcome = iota
+	// evidenceKnown: the same evidence was already stored; the first
+	// record stands.
+	evidenceKnown
+	// evidenceReplaced: the origin was at its cap; the oldest unconfirmed
+	// record (sizes differ) was dropped to store the new one.
+	evidenceReplaced
+	// evidenceDropped: the origin was at its cap with self-contained
+	// proofs only (equal sizes, different roots) and the new record is an
+	// unconfirmed one, or a further proof: it is not stored.
+	evidenceDropped
+)
+
+// addEvidence durably records e, unless the same evidence (same origin and
+// checkpoints) is already recorded, in which case the first record stands.
+// It keeps at most max records per origin: at the cap, a new record
+// replaces the oldest record whose checkpoints differ in size (a fork only
+// the consistency proof the client sent speaks for, which anyone whose
+// checkpoints the log signs can send); records of one size with two roots
+// prove a fork on their own and are never replaced, and once the cap holds
+// only those, new records are dropped.
+func (s *store) addEvidence(e *ForkEvidence, max int) (evidenceOutcome, error) {
 	key := evidenceKey(e)
-	added := false
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	out := evidenceAdded
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(evidenceBucket)
 		if b.Get(key) != nil {
+			out = evidenceKnown
 			return nil
 		}
-		added = true
+		var (
+			n         int
+			oldestKey []byte
+			oldest    storedEvidence
+		)
+		err := b.ForEach(func(k, v []byte) error {
+			var r storedEvidence
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Origin != e.Origin {
+				return nil
+			}
+			n++
+			if selfContained(&r.ForkEvidence) {
+				return nil
+			}
+			if oldestKey == nil || r.At.Before(oldest.At) || r.At.Equal(oldest.At) && r.Seq < oldest.Seq {
+				oldestKey, oldest = bytes.Clone(k), r
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n >= max {
+			if oldestKey == nil {
+				out = evidenceDropped
+				return nil
+			}
+			if err := b.Delete(oldestKey); err != nil {
+				return err
+			}
+			out = evidenceReplaced
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(storedEvidence{ForkEvidence: *e, Seq: seq})
+		if err != nil {
+			return err
+		}
 		return b.Put(key, v)
 	})
 	if err != nil {
-		return false, fmt.Errorf("couldn't store fork evidence of %q: %w", e.Origin, err)
+		return 0, fmt.Errorf("couldn't store fork evidence of %q: %w", e.Origin, err)
 	}
-	return added, nil
+	return out, nil
+}
+
+// selfContained reports whether e's checkpoints have one size (and so,
+// being distinct, two roots for it): a fork proven without any proof.
+func selfContained(e *ForkEvidence) bool {
+	a, errA := parseCheckpoint(string(noteText(e.Cosigned)))
+	b, errB := parseCheckpoint(string(noteText(e.Rejected)))
+	return errA == nil && errB == nil && a.Size == b.Size
 }
 
 // evidence returns all recorded fork evidence, oldest first.
 func (s *store) evidence() ([]ForkEvidence, error) {
-	var all []ForkEvidence
+	var all []storedEvidence
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(evidenceBucket).ForEach(func(_, v []byte) error {
-			var e ForkEvidence
-			if err := json.Unmarshal(v, &e); err != nil {
+			var r storedEvidence
+			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			all = append(all, e)
+			all = append(all, r)
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read fork evidence: %w", err)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].At.Before(all[j].At) })
-	return all, nil
+	sort.SliceStable(all, func(i, j int) bool {
+		return all[i].At.Before(all[j].At) || all[i].At.Equal(all[j].At) && all[i].Seq < all[j].Seq
+	})
+	out := make([]ForkEvidence, len(all))
+	for i, r := range all {
+		out[i] = r.ForkEvidence
+	}
+	return out, nil
 }
 
 // evidenceKey identifies evidence by what it proves, not by when it was
-// seen or how it was signed: SHA-256 over the length-prefixed origin, the
-// texts of both checkpoints and the proof. (The cosignature on Cosigned
-// differs each time the witness cosigns the same checkpoint again.)
+// seen, how it was signed or which proof came with it: SHA-256 over the
+// length-prefixed origin and the texts of both checkpoints. (The
+// cosignature on Cosigned differs each time the witness cosigns the same
+// checkpoint again, and a client can send any number of different wrong
+// proofs for one checkpoint; the first one recorded stands.)
 func evidenceKey(e *ForkEvidence) []byte {
 	h := sha256.New()
 	field := func(b []byte) {
@@ -170,10 +256,6 @@ func evidenceKey(e *ForkEvidence) []byte {
 	field([]byte(e.Origin))
 	field(noteText(e.Cosigned))
 	field(noteText(e.Rejected))
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(e.Proof))))
-	for _, p := range e.Proof {
-		field(p)
-	}
 	return h.Sum(nil)
 }
 

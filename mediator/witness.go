@@ -87,6 +87,14 @@ type WitnessConfig struct {
 	// Logger receives the witness's logs. Optional: nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// MaxEvidence is how many fork evidence records the witness keeps per
+	// log. Optional: default 64. Any holder of a log's checkpoint key (its
+	// node) can submit any number of validly signed checkpoints with
+	// failing proofs, so at the cap the newest record replaces the oldest
+	// one whose checkpoints differ in size; a pair of one size with two
+	// roots proves a fork by itself and is never replaced (see
+	// [Witness.Evidence]).
+	MaxEvidence int
 	// Now is the clock for the times recorded with cosigned checkpoints and
 	// fork evidence. Optional: nil means time.Now. (The timestamp inside a
 	// cosignature is the Signer's business.)
@@ -103,6 +111,9 @@ type WitnessedLog struct {
 	// signatures on a submitted checkpoint are ignored.
 	Verifier note.Verifier
 }
+
+// defaultMaxEvidence is the default of WitnessConfig.MaxEvidence.
+const defaultMaxEvidence = 64
 
 // ForkEvidence is a checkpoint a log signed that is not consistent with
 // the checkpoint the witness had cosigned for it: evidence that the log
@@ -140,6 +151,8 @@ type Witness struct {
 	authorize func(*http.Request) error
 	log       *slog.Logger
 	now       func() time.Time
+	// maxEvidence is the cap of fork evidence records per origin.
+	maxEvidence int
 }
 
 // witnessedLog is a configured log and the lock that makes checking and
@@ -162,6 +175,13 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 	}
 	if cfg.DBPath == "" {
 		return nil, errors.New("invalid witness config: missing DBPath")
+	}
+	if cfg.MaxEvidence < 0 {
+		return nil, fmt.Errorf("invalid witness config: MaxEvidence %d is negative", cfg.MaxEvidence)
+	}
+	maxEvidence := cfg.MaxEvidence
+	if maxEvidence == 0 {
+		maxEvidence = defaultMaxEvidence
 	}
 	if len(cfg.Logs) == 0 {
 		return nil, errors.New("invalid witness config: no Logs to witness")
@@ -194,12 +214,13 @@ func NewWitness(cfg WitnessConfig) (*Witness, error) {
 		logger.Warn("witness accepts checkpoints from any client: no Authorize configured")
 	}
 	return &Witness{
-		signer:    cfg.Signer,
-		store:     st,
-		logs:      logs,
-		authorize: cfg.Authorize,
-		log:       logger.With("witness", cfg.Signer.Name()),
-		now:       now,
+		signer:      cfg.Signer,
+		store:       st,
+		logs:        logs,
+		authorize:   cfg.Authorize,
+		log:         logger.With("witness", cfg.Signer.Name()),
+		now:         now,
+		maxEvidence: maxEvidence,
 	}, nil
 }
 
@@ -238,7 +259,8 @@ func (w *Witness) Latest(origin string) ([]byte, error) {
 	return c.signed(), nil
 }
 
-// Evidence returns all fork evidence the witness has recorded, oldest first.
+// Evidence returns all fork evidence the witness has recorded, oldest first:
+// at most WitnessConfig.MaxEvidence records per log.
 func (w *Witness) Evidence() ([]ForkEvidence, error) {
 	return w.store.evidence()
 }
@@ -464,14 +486,20 @@ func (w *Witness) recordFork(ctx context.Context, log *slog.Logger, origin strin
 		Proof:    proof,
 		At:       w.now().UTC(),
 	}
-	added, err := w.store.addEvidence(e)
+	out, err := w.store.addEvidence(e, w.maxEvidence)
 	switch {
 	case err != nil:
 		log.ErrorContext(ctx, "couldn't record fork evidence", "cosigned_size", prev.Size, "err", err)
-	case added:
+	case out == evidenceAdded:
 		log.WarnContext(ctx, "log checkpoint is inconsistent with the cosigned one: fork evidence recorded", "cosigned_size", prev.Size)
-	default:
+	case out == evidenceKnown:
 		log.InfoContext(ctx, "log checkpoint is inconsistent with the cosigned one: fork evidence already recorded", "cosigned_size", prev.Size)
+	case out == evidenceReplaced:
+		log.WarnContext(ctx, "log checkpoint is inconsistent with the cosigned one: fork evidence recorded; the log is at its cap of fork evidence records, the oldest one without a same-size proof was dropped",
+			"cosigned_size", prev.Size, "cap", w.maxEvidence)
+	default:
+		log.WarnContext(ctx, "log checkpoint is inconsistent with the cosigned one: fork evidence not recorded, the log is at its cap of fork evidence records, all of them same-size proofs of a fork",
+			"cosigned_size", prev.Size, "cap", w.maxEvidence)
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -419,5 +421,76 @@ func TestConcurrentAddCheckpoint(t *testing.T) {
 	}
 	if cosigned != 1 {
 		t.Errorf("cosigned %d of the racing checkpoints, want 1", cosigned)
+	}
+}
+
+func TestEvidenceCap(t *testing.T) {
+	alpha := newTestLog(t, alphaOrigin, 64)
+	w := newTestWitness(t, alpha)
+	var logged bytes.Buffer
+	w.log = slog.New(slog.NewTextHandler(&logged, nil))
+	w.maxEvidence = 3
+	const cosigned = 10
+	w.mustCosign(t, 0, nil, alpha.checkpoint(t, 5))
+	w.mustCosign(t, 5, alpha.proof(t, 5, cosigned), alpha.checkpoint(t, cosigned))
+
+	// sizes returns the sizes of the rejected checkpoints kept, oldest
+	// first, with "=" marking one of the cosigned size.
+	sizes := func() string {
+		t.Helper()
+		ev, err := w.Evidence()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ev {
+			cp, err := parseCheckpoint(string(noteText(e.Rejected)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mark := ""
+			if cp.Size == cosigned {
+				mark = "="
+			}
+			out = append(out, fmt.Sprintf("%s%d", mark, cp.Size))
+		}
+		return strings.Join(out, " ")
+	}
+	reject := func(req []byte) {
+		t.Helper()
+		if r := w.post(t, req); r.status != http.StatusUnprocessableEntity && r.status != http.StatusConflict {
+			t.Fatalf("got %v, want 422 or 409", r)
+		}
+	}
+	// A node may sign any number of checkpoints and send them with wrong
+	// proofs: the newest three are kept.
+	for size := uint64(11); size <= 16; size++ {
+		reject(formatRequest(cosigned, nil, alpha.checkpoint(t, size)))
+	}
+	if got, want := sizes(), "14 15 16"; got != want {
+		t.Errorf("after six unconfirmed: got %q, want %q", got, want)
+	}
+	if !strings.Contains(logged.String(), "cap of fork evidence records") || !strings.Contains(logged.String(), "cap=3") {
+		t.Errorf("hitting the cap was not logged:\n%s", logged.String())
+	}
+	// The same checkpoint with another wrong proof is the same evidence.
+	reject(formatRequest(cosigned, alpha.proof(t, 3, 16), alpha.checkpoint(t, 16)))
+	if got, want := sizes(), "14 15 16"; got != want {
+		t.Errorf("after a repeated checkpoint: got %q, want %q", got, want)
+	}
+	// Same-size forks prove themselves: they replace unconfirmed records
+	// and are never replaced; once they fill the cap, more are dropped.
+	for common := 1; common <= 4; common++ {
+		reject(formatRequest(cosigned, nil, alpha.fork(common, 64).checkpoint(t, cosigned)))
+	}
+	if got, want := sizes(), "=10 =10 =10"; got != want {
+		t.Errorf("after four same-size forks: got %q, want %q", got, want)
+	}
+	reject(formatRequest(cosigned, nil, alpha.checkpoint(t, 20)))
+	if got, want := sizes(), "=10 =10 =10"; got != want {
+		t.Errorf("after an unconfirmed one at a cap of proofs: got %q, want %q", got, want)
+	}
+	if !strings.Contains(logged.String(), "fork evidence not recorded") {
+		t.Errorf("dropping evidence was not logged:\n%s", logged.String())
 	}
 }

@@ -1,0 +1,511 @@
+package mediator
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/transparency-dev/merkle/compact"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parley-dev/parley/envelope"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier"
+)
+
+// This file is the auditor's pass over the mirrored logs. It reads each
+// log once, sequentially, keeping for every entry only a compact record,
+// and verifies every distinct envelope once (on in.Workers goroutines,
+// while reading). Envelopes are read again, by location, only for the
+// feeds that are not clean and for evidence.
+//
+// Its verdicts are those of [verifier.Verifier.Replay] over the union of
+// the logs (see auditor.replay for the order): a feed whose entries all
+// pass the checks that do not depend on the feed, with seqs 1 to n each
+// once and every prev the digest of the entry before, is accepted whole,
+// as Replay would; any other feed, and every envelope that does not parse,
+// is handed to Replay itself, with its entries in the same order. Feeds do
+// not depend on each other, so the union is what one Replay over all
+// entries returns.
+
+// distinct is one envelope digest found in the logs: 32 bytes, and the
+// statement once verified.
+type distinct struct {
+	// index and log are where it was found first, in party order and then
+	// log order.
+	index uint64
+	log   int32
+	// seq is the seq peeked from the envelope.
+	seq uint64
+	// parsed is the envelope parsed (Digest, PayloadDigest and Statement
+	// only) if it passed the checks.
+	parsed *envelope.Parsed
+	// own is whether the log it was found first in is its sender's.
+	own bool
+	// status is the outcome of the stateless checks.
+	status checkStatus
+	// accepted is whether the replay accepted it; parsed is then set.
+	accepted bool
+}
+
+type checkStatus uint8
+
+const (
+	unchecked checkStatus = iota
+	checkedOK
+	checkedFailed
+	unreadable
+)
+
+// auditProgress is what the periodic audit of one mediator remembers from
+// one run to the next: how far each mirrored log was verified, so that
+// signatures and content are checked once per envelope over the life of
+// the process, not once per run. A log's first verified entries only need
+// parsing (package rules needs their statements).
+//
+// It is safe for concurrent use; audits using it run one at a time.
+type auditProgress struct {
+	mu sync.Mutex
+	// verified is, by party, how many leading entries of its mirror were
+	// audited: each holds an envelope whose first occurrence was checked,
+	// and passed unless its digest is in failed.
+	verified map[string]uint64
+	// failed are the digests of the envelopes that failed the checks; they
+	// are checked again every run. (Only misbehaving nodes log them.)
+	failed map[[32]byte]bool
+}
+
+// logPass is what reading one log yields besides the distinct envelopes.
+type logPass struct {
+	// seqs are, by peeked sender, the seqs its entries in this log claim.
+	seqs map[string]*[]uint64
+	// own are the entries of the log's own party, in log order.
+	own []ownEntry
+}
+
+type ownEntry struct {
+	index uint64
+	id    uint32
+}
+
+// checkBatch is a batch of envelopes verified by one worker.
+type checkBatch struct {
+	ids  []uint32
+	buf  []byte
+	ends []int
+	// known are the entries verified by an earlier run: only parsed.
+	known []bool
+	out   []checkResult
+}
+
+type checkResult struct {
+	status checkStatus
+	parsed *envelope.Parsed
+	// sender and digest are set when the checks failed.
+	sender string
+	digest [32]byte
+}
+
+const batchSize = 128
+
+// scan reads every log, records the distinct envelopes and verifies them.
+func (ad *auditor) scan() error {
+	workers := ad.in.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	// Every envelope of the largest log is distinct.
+	var most uint64
+	for _, l := range ad.logs {
+		most = max(most, l.size)
+	}
+	ad.ids = make(map[[32]byte]uint32, most)
+	ad.dist = make([]distinct, 0, most)
+	ad.failedSender = map[uint32]string{}
+	ad.stride = (len(ad.logs) + 63) / 64
+	ad.masks = make([]uint64, 0, int(most)*ad.stride)
+	work := make(chan *checkBatch, 2*workers)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done []*checkBatch
+	)
+	pool := sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []*checkBatch
+			for b := range work {
+				ad.check(b)
+				buf := b.buf[:0]
+				pool.Put(&buf)
+				b.buf, b.ends, b.known = nil, nil, nil
+				mine = append(mine, b)
+			}
+			mu.Lock()
+			done = append(done, mine...)
+			mu.Unlock()
+		}()
+	}
+	prog := ad.in.progress
+	var verified map[string]uint64
+	var failed map[[32]byte]bool
+	if prog != nil {
+		prog.mu.Lock()
+		verified, failed = prog.verified, prog.failed
+	}
+	var b *checkBatch
+	flush := func() {
+		if b != nil && len(b.ids) > 0 {
+			work <- b
+		}
+		b = nil
+	}
+	var err error
+	for li, l := range ad.logs {
+		lp := &logPass{seqs: map[string]*[]uint64{}}
+		ad.passes = append(ad.passes, lp)
+		known := verified[l.party]
+		// With progress, entries verified before are taken on trust by
+		// position, so the entries read must be those the checkpoint (or
+		// else the mirror's tree, built as they were written) commits to:
+		// the mirror's file could have changed since.
+		var tree *compact.Range
+		if prog != nil {
+			tree = ranges.NewEmptyRange(0)
+		}
+		err = l.ml.Scan(0, l.size, func(i uint64, raw []byte) error {
+			if tree != nil {
+				if err := tree.Append(hasher.HashLeaf(raw), nil); err != nil {
+					return err
+				}
+			}
+			d := sha256.Sum256(raw)
+			pk := peekHeader(raw)
+			id, seen := ad.ids[d]
+			if !seen {
+				id = uint32(len(ad.dist))
+				ad.ids[d] = id
+				ad.dist = append(ad.dist, distinct{log: int32(li), index: i, seq: pk.seq, own: string(pk.sender) == l.party})
+				for range ad.stride {
+					ad.masks = append(ad.masks, 0)
+				}
+				if b == nil {
+					b = &checkBatch{buf: *pool.Get().(*[]byte)}
+				}
+				b.ids = append(b.ids, id)
+				b.buf = append(b.buf, raw...)
+				b.ends = append(b.ends, len(b.buf))
+				b.known = append(b.known, i < known && !failed[d])
+				if len(b.ids) == batchSize {
+					flush()
+				}
+			}
+			ad.masks[int(id)*ad.stride+li/64] |= 1 << (li % 64)
+			if len(pk.sender) > 0 {
+				if s := lp.seqs[string(pk.sender)]; s != nil {
+					*s = append(*s, pk.seq)
+				} else {
+					lp.seqs[string(pk.sender)] = &[]uint64{pk.seq}
+				}
+			}
+			if string(pk.sender) == l.party {
+				lp.own = append(lp.own, ownEntry{index: i, id: id})
+			}
+			return nil
+		})
+		if err != nil {
+			break
+		}
+		if tree != nil && tree.End() > 0 {
+			want, werr := l.ml.RootAt(l.size)
+			if l.cp != nil && l.cp.Size == l.size {
+				want, werr = l.cp.Hash, nil
+			}
+			if root, rerr := tree.GetRootHash(nil); werr != nil || rerr != nil || !bytes.Equal(root, want) {
+				err = fmt.Errorf("%w: %s's log no longer reproduces its root hash", errMirrorChanged, l.party)
+				break
+			}
+		}
+	}
+	flush()
+	close(work)
+	wg.Wait()
+	switch {
+	case errors.Is(err, errMirrorChanged):
+		clear(verified)
+		clear(failed)
+	case err == nil && prog != nil:
+		for _, l := range ad.logs {
+			verified[l.party] = l.size
+		}
+	}
+	for _, b := range done {
+		for k, id := range b.ids {
+			r := b.out[k]
+			e := &ad.dist[id]
+			e.status, e.parsed = r.status, r.parsed
+			if r.status == checkedFailed {
+				ad.failedSender[id] = r.sender
+			}
+			if prog != nil && r.status != checkedOK {
+				failed[r.digest] = true
+			}
+		}
+	}
+	if prog != nil {
+		prog.mu.Unlock()
+	}
+	if errors.Is(err, errMirrorChanged) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't audit: %w", err)
+	}
+	return nil
+}
+
+// errMirrorChanged is a mirrored log whose entries no longer reproduce its
+// checkpoint's root hash though the mirror's tree, built when they were
+// written, does: its file changed since.
+var errMirrorChanged = errors.New("mirrored entries changed on disk")
+
+// check verifies one batch: each envelope as verifier.Check would accept
+// it as the next entry of its feed (the feed itself is judged later), or
+// only parses it if an earlier run verified it.
+func (ad *auditor) check(b *checkBatch) {
+	b.out = make([]checkResult, len(b.ids))
+	start := 0
+	for k := range b.ids {
+		raw := b.buf[start:b.ends[k]:b.ends[k]]
+		start = b.ends[k]
+		var p *envelope.Parsed
+		pk := peekHeader(raw)
+		switch {
+		case b.known[k]:
+			p = parseVerified(raw)
+		case pk.seq == 0:
+			// Refused whatever the feed; the replay says why.
+		default:
+			head := func(string) verifier.FeedState {
+				if len(pk.prev) != sha256.Size {
+					return verifier.FeedState{Seq: pk.seq - 1}
+				}
+				return verifier.FeedState{Seq: pk.seq - 1, Digest: [32]byte(pk.prev)}
+			}
+			if res, err := ad.v.Check(raw, head, nil); err == nil && res.Outcome == verifier.Accepted {
+				p = res.Parsed
+			}
+		}
+		if p == nil {
+			// The verifier's replay will say what is wrong with it.
+			if q, err := envelope.Parse(raw); err != nil {
+				b.out[k] = checkResult{status: unreadable, digest: sha256.Sum256(raw)}
+			} else {
+				b.out[k] = checkResult{status: checkedFailed, sender: q.Statement.GetHeader().GetSender(), digest: q.Digest}
+			}
+			continue
+		}
+		// Keep the statement and digests, not the envelope.
+		p.Raw, p.Envelope = nil, nil
+		b.out[k] = checkResult{status: checkedOK, parsed: p}
+	}
+}
+
+// parseVerified parses an envelope that an earlier audit verified: only
+// its statement, which is all the audit needs of it. It returns nil if
+// that fails.
+func parseVerified(raw []byte) *envelope.Parsed {
+	payload := field(raw, 1)
+	st := new(parleyv1.Statement)
+	if err := proto.Unmarshal(payload, st); err != nil || payload == nil {
+		return nil
+	}
+	return &envelope.Parsed{Digest: sha256.Sum256(raw), PayloadDigest: sha256.Sum256(payload), Statement: st}
+}
+
+// inLog reports whether log li holds the envelope id.
+func (ad *auditor) inLog(id uint32, li int) bool {
+	return ad.masks[int(id)*ad.stride+li/64]&(1<<(li%64)) != 0
+}
+
+// rawAt reads the envelope at index of log li from the mirror.
+func (ad *auditor) rawAt(li int32, index uint64) ([]byte, error) {
+	raws, err := ad.logs[li].ml.Entries(index, 1)
+	if err != nil {
+		return nil, err
+	}
+	return raws[0], nil
+}
+
+// replay judges every feed over the union of the logs: every distinct
+// envelope once, each sender's own log first, so that where a sender
+// equivocated the statement its own node logged is the one accepted.
+func (ad *auditor) replay() (*verifier.Replayed, error) {
+	order := make([]uint32, 0, len(ad.dist))
+	for id, e := range ad.dist {
+		if e.own {
+			order = append(order, uint32(id))
+		}
+	}
+	for id, e := range ad.dist {
+		if !e.own {
+			order = append(order, uint32(id))
+		}
+	}
+	feeds := map[string][]uint32{}
+	for _, id := range order {
+		e := &ad.dist[id]
+		switch e.status {
+		case checkedOK:
+			s := e.parsed.Statement.GetHeader().GetSender()
+			feeds[s] = append(feeds[s], id)
+		case checkedFailed:
+			s := ad.failedSender[id]
+			feeds[s] = append(feeds[s], id)
+		}
+	}
+	senders := sortedKeys(feeds)
+	rep := &verifier.Replayed{}
+	slow := map[string]bool{}
+	fast := map[string]*verifier.FeedReplay{}
+	for _, s := range senders {
+		ids := feeds[s]
+		slices.SortStableFunc(ids, func(x, y uint32) int { return cmp.Compare(ad.dist[x].seq, ad.dist[y].seq) })
+		if fr := ad.cleanFeed(s, ids); fr != nil {
+			fast[s] = fr
+		} else {
+			slow[s] = true
+		}
+	}
+	var inputs []verifier.ReplayInput
+	for _, id := range order {
+		e := &ad.dist[id]
+		if e.status == unreadable || e.status == checkedFailed && slow[ad.failedSender[id]] || e.status == checkedOK && slow[e.parsed.Statement.GetHeader().GetSender()] {
+			raw, err := ad.rawAt(e.log, e.index)
+			if err != nil {
+				return nil, fmt.Errorf("couldn't audit: %w", err)
+			}
+			inputs = append(inputs, verifier.ReplayInput{Raw: raw, Source: fmt.Sprintf("%s's log, index %d", ad.logs[e.log].party, e.index)})
+		}
+	}
+	var replayed *verifier.Replayed
+	if len(inputs) > 0 {
+		replayed = ad.v.Replay(inputs, verifier.ReplayOptions{Workers: ad.in.Workers})
+		rep.Unreadable = replayed.Unreadable
+	}
+	next := 0 // next feed of replayed
+	for _, s := range senders {
+		if fr := fast[s]; fr != nil {
+			rep.Feeds = append(rep.Feeds, fr)
+			for _, id := range feeds[s] {
+				ad.dist[id].accepted = true
+				rep.Accepted = append(rep.Accepted, verifier.Result{Parsed: ad.dist[id].parsed, Outcome: verifier.Accepted})
+			}
+			continue
+		}
+		fr := replayed.Feeds[next]
+		next++
+		if fr.Sender != s {
+			return nil, fmt.Errorf("couldn't audit: replayed feed %q, want %q", fr.Sender, s)
+		}
+		rep.Feeds = append(rep.Feeds, fr)
+		for _, r := range replayed.Accepted {
+			if r.Sender() != s {
+				continue
+			}
+			p := &envelope.Parsed{Digest: r.Parsed.Digest, PayloadDigest: r.Parsed.PayloadDigest, Statement: r.Parsed.Statement}
+			id := ad.ids[p.Digest]
+			ad.dist[id].parsed, ad.dist[id].accepted = p, true
+			rep.Accepted = append(rep.Accepted, verifier.Result{Parsed: p, KeyID: r.KeyID, Outcome: r.Outcome})
+		}
+	}
+	return rep, nil
+}
+
+// cleanFeed returns the replay of sender's feed, its distinct envelopes in
+// replay order, if every one is accepted: all passed the checks, and they
+// are seqs 1 to n, each chaining to the one before. Otherwise it returns
+// nil.
+func (ad *auditor) cleanFeed(sender string, ids []uint32) *verifier.FeedReplay {
+	var prev *envelope.Parsed
+	for i, id := range ids {
+		e := &ad.dist[id]
+		if e.status != checkedOK {
+			return nil
+		}
+		h := e.parsed.Statement.GetHeader()
+		if h.GetSeq() != uint64(i)+1 {
+			return nil
+		}
+		if prev != nil && string(h.GetPrev()) != string(prev.Digest[:]) {
+			return nil
+		}
+		prev = e.parsed
+	}
+	fr := &verifier.FeedReplay{Sender: sender, Accepted: len(ids)}
+	if prev != nil {
+		fr.Head = verifier.FeedState{Seq: uint64(len(ids)), Digest: prev.Digest, PayloadDigest: prev.PayloadDigest}
+	}
+	return fr
+}
+
+// peekedHeader is the sender, seq and prev of an envelope, read straight
+// from the wire format without parsing it fully; a malformed envelope
+// yields the zero value (the verifier reports it). Its slices point into
+// the envelope.
+type peekedHeader struct {
+	sender []byte
+	seq    uint64
+	prev   []byte
+}
+
+func peekHeader(raw []byte) peekedHeader {
+	payload := field(raw, 1)
+	header := field(payload, 1)
+	var pk peekedHeader
+	for b := header; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return peekedHeader{}
+		}
+		b = b[n:]
+		switch {
+		case num == 2 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return peekedHeader{}
+			}
+			pk.sender = v
+			b = b[m:]
+		case num == 3 && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return peekedHeader{}
+			}
+			pk.seq = v
+			b = b[m:]
+		case num == 4 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return peekedHeader{}
+			}
+			pk.prev = v
+			b = b[m:]
+		default:
+			m := protowire.ConsumeFieldValue(num, typ, b)
+			if m < 0 {
+				return peekedHeader{}
+			}
+			b = b[m:]
+		}
+	}
+	return pk
+}
