@@ -319,6 +319,12 @@ func (v *Verifier) validate(st *parleyv1.Statement) error {
 		}
 		return selfReceipt(st.Header.Sender, r)
 	}
+	if n := st.Body.GetNotification(); n != nil {
+		if err := notificationErr(n); err != nil {
+			return fmt.Errorf("%w: body.notification: %w", ErrInvalid, err)
+		}
+		return nil
+	}
 	issued := st.Header.IssuedAt
 	// Rules that mention "now" see the sender's issued_at, never a clock,
 	// so every verifier reaches the same verdict.
