@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -108,7 +109,38 @@ type Head struct {
 // Store is a node's state store.
 type Store struct {
 	db *bolt.DB
+
+	// Records of RecordLater, written by one writer at a time. Until
+	// committed, they are also in unwritten and unwrittenHeads, which
+	// Lookup, Head and Heads consult before the database.
+	laterMu        sync.Mutex
+	later          []laterRecord
+	unwritten      map[seqKey]Ref
+	unwrittenHeads map[string]Head
+	writing        bool           // a writer goroutine is running
+	closed         bool           // Close was called: RecordLater refuses
+	closing        chan struct{}  // closed by Close: the writer stops pausing
+	writers        sync.WaitGroup // the writer, for Close
 }
+
+// laterEvery is the least time between two of RecordLater's commits. Its
+// records are off every caller's path, so they can wait for company: fewer
+// commits leave the disk's flushes to the log, which callers do wait for.
+const laterEvery = 25 * time.Millisecond
+
+type seqKey struct {
+	sender string
+	seq    uint64
+}
+
+// laterRecord is one RecordLater call.
+type laterRecord struct {
+	batch []Record
+	done  func(error)
+}
+
+// ErrClosed is given to RecordLater's callback after Close.
+var ErrClosed = errors.New("state store is closed")
 
 // Open opens the store in the file at path, creating it if needed. It fails
 // after a second if another process holds the file.
@@ -143,11 +175,19 @@ func Open(path string) (*Store, error) {
 	// Record's group commit: a lone caller waits at most this long for
 	// others to share its transaction.
 	db.MaxBatchDelay = time.Millisecond
-	return &Store{db: db}, nil
+	return &Store{db: db, unwritten: map[seqKey]Ref{}, unwrittenHeads: map[string]Head{}, closing: make(chan struct{})}, nil
 }
 
-// Close closes the store.
+// Close waits for the records of RecordLater in flight and closes the
+// store.
 func (s *Store) Close() error {
+	s.laterMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.closing)
+	}
+	s.laterMu.Unlock()
+	s.writers.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("couldn't close state store: %w", err)
 	}
@@ -174,6 +214,127 @@ func (s *Store) Record(batch []Record) error {
 		return fmt.Errorf("couldn't record %d entries: %w", len(batch), err)
 	}
 	return nil
+}
+
+// RecordLater records batch like Record, in the background, and then calls
+// done with the outcome (from another goroutine). The first record after a
+// quiet spell is committed at once; records queued while a transaction
+// commits, or within laterEvery of its start, share the next one: one commit
+// and one fsync for all of them.
+//
+// The store is derived from the log, so a caller whose entries are already
+// durable in the log need not wait for them to be recorded: after a crash,
+// Reconcile records them again. Lookup, Head and Heads reflect batch as soon
+// as RecordLater returns (LogSize only once it is committed), except for an
+// entry whose (sender, seq) is already recorded, whose first record stands.
+// After Close, done gets ErrClosed.
+func (s *Store) RecordLater(batch []Record, done func(error)) {
+	for _, r := range batch {
+		if err := r.validate(); err != nil {
+			done(fmt.Errorf("couldn't record log index %d: %w", r.Index, err))
+			return
+		}
+	}
+	s.laterMu.Lock()
+	if s.closed {
+		s.laterMu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	s.later = append(s.later, laterRecord{batch: batch, done: done})
+	for _, r := range batch {
+		k := seqKey{r.Sender, r.Seq}
+		if _, ok := s.unwritten[k]; !ok {
+			s.unwritten[k] = Ref{Index: r.Index, Digest: r.Digest, PayloadDigest: r.PayloadDigest}
+		}
+		if h, ok := s.unwrittenHeads[r.Sender]; !ok || r.Seq > h.Seq {
+			s.unwrittenHeads[r.Sender] = Head{Seq: r.Seq, Digest: r.Digest, PayloadDigest: r.PayloadDigest, Index: r.Index}
+		}
+	}
+	start := !s.writing
+	if start {
+		s.writing = true
+		s.writers.Add(1)
+	}
+	s.laterMu.Unlock()
+	if start {
+		go s.writeLater()
+	}
+}
+
+// writeLater commits the queued records of RecordLater, all that are queued
+// in one transaction, at most once per laterEvery, until the queue is empty.
+func (s *Store) writeLater() {
+	defer s.writers.Done()
+	for {
+		s.laterMu.Lock()
+		queued := s.later
+		s.later = nil
+		if len(queued) == 0 {
+			s.writing = false
+			s.laterMu.Unlock()
+			return
+		}
+		s.laterMu.Unlock()
+		start := time.Now()
+		var all []Record
+		if len(queued) == 1 {
+			all = queued[0].batch
+		} else {
+			for _, q := range queued {
+				all = append(all, q.batch...)
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error { return record(tx, all) })
+		errs := make([]error, len(queued))
+		switch {
+		case err == nil:
+		case len(queued) == 1:
+			errs[0] = fmt.Errorf("couldn't record %d entries: %w", len(all), err)
+		default:
+			// One call's records failed the shared transaction: record
+			// each call alone, so that only it fails.
+			for i, q := range queued {
+				errs[i] = s.Record(q.batch)
+			}
+		}
+		s.written(all)
+		for i, q := range queued {
+			q.done(errs[i])
+		}
+		if wait := laterEvery - time.Since(start); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-s.closing:
+				t.Stop()
+			}
+		}
+	}
+}
+
+// written drops committed (or failed) records from the unwritten ones; the
+// database answers for them now.
+func (s *Store) written(batch []Record) {
+	s.laterMu.Lock()
+	defer s.laterMu.Unlock()
+	for _, r := range batch {
+		k := seqKey{r.Sender, r.Seq}
+		if ref, ok := s.unwritten[k]; ok && ref.Index == r.Index {
+			delete(s.unwritten, k)
+		}
+		if h, ok := s.unwrittenHeads[r.Sender]; ok && h.Seq <= r.Seq {
+			delete(s.unwrittenHeads, r.Sender)
+		}
+	}
+}
+
+// unwrittenHead returns sender's highest unwritten record, if any.
+func (s *Store) unwrittenHead(sender string) (Head, bool) {
+	s.laterMu.Lock()
+	defer s.laterMu.Unlock()
+	h, ok := s.unwrittenHeads[sender]
+	return h, ok
 }
 
 func (r Record) validate() error {
@@ -288,6 +449,8 @@ func (s *Store) LogSize() (uint64, error) {
 
 // Head returns the last recorded entry of sender's feed, and false if none.
 func (s *Store) Head(sender string) (Head, bool, error) {
+	// Unwritten first: the writer commits before it forgets them.
+	uh, uok := s.unwrittenHead(sender)
 	var (
 		h  Head
 		ok bool
@@ -301,11 +464,21 @@ func (s *Store) Head(sender string) (Head, bool, error) {
 	if err != nil {
 		return Head{}, false, fmt.Errorf("couldn't read head of %s: %w", sender, err)
 	}
+	if uok && (!ok || uh.Seq > h.Seq) {
+		return uh, true, nil
+	}
 	return h, ok, nil
 }
 
 // Heads returns the head of every sender's feed, by sender.
 func (s *Store) Heads() (map[string]Head, error) {
+	// Unwritten first: the writer commits before it forgets them.
+	s.laterMu.Lock()
+	unwritten := make(map[string]Head, len(s.unwrittenHeads))
+	for k, h := range s.unwrittenHeads {
+		unwritten[k] = h
+	}
+	s.laterMu.Unlock()
 	heads := make(map[string]Head)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(headsBucket).ForEach(func(k, v []byte) error {
@@ -316,12 +489,23 @@ func (s *Store) Heads() (map[string]Head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read heads: %w", err)
 	}
+	for sender, uh := range unwritten {
+		if h, ok := heads[sender]; !ok || uh.Seq > h.Seq {
+			heads[sender] = uh
+		}
+	}
 	return heads, nil
 }
 
 // Lookup returns where sender's entry seq is in the log, and false if it is
 // not recorded.
 func (s *Store) Lookup(sender string, seq uint64) (Ref, bool, error) {
+	// Unwritten first: the writer commits before it forgets them. A
+	// record already in the database stands; RecordLater does not
+	// overwrite it.
+	s.laterMu.Lock()
+	uref, uok := s.unwritten[seqKey{sender, seq}]
+	s.laterMu.Unlock()
 	var (
 		ref Ref
 		ok  bool
@@ -334,6 +518,9 @@ func (s *Store) Lookup(sender string, seq uint64) (Ref, bool, error) {
 	})
 	if err != nil {
 		return Ref{}, false, fmt.Errorf("couldn't look up %s seq %d: %w", sender, seq, err)
+	}
+	if !ok && uok {
+		return uref, true, nil
 	}
 	return ref, ok, nil
 }

@@ -409,3 +409,58 @@ func TestOpenLocked(t *testing.T) {
 		t.Error("second Open of a held file: got nil error")
 	}
 }
+
+func TestRecordLater(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make(chan error, n+1)
+	for i := range uint64(n) {
+		s.RecordLater([]Record{rec("alpha", i+1, i)}, func(err error) { errs <- err })
+		// Visible at once, committed or not.
+		ref, ok, err := s.Lookup("alpha", i+1)
+		if err != nil || !ok || ref.Index != i {
+			t.Fatalf("Lookup(alpha, %d) right after RecordLater: got %+v, %v, %v, want index %d", i+1, ref, ok, err, i)
+		}
+		h, ok, err := s.Head("alpha")
+		if err != nil || !ok || h.Seq < i+1 {
+			t.Fatalf("Head(alpha) right after RecordLater of seq %d: got %+v, %v, %v", i+1, h, ok, err)
+		}
+	}
+	// A conflicting record fails alone.
+	bad := rec("alpha", 1, n)
+	bad.Digest[0] ^= 1
+	s.RecordLater([]Record{bad}, func(err error) { errs <- err })
+	failed := 0
+	for range n + 1 {
+		if err := <-errs; err != nil {
+			if !errors.Is(err, ErrConflict) {
+				t.Errorf("RecordLater: got %v, want nil or ErrConflict", err)
+			}
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Errorf("RecordLater: %d calls failed, want 1 (the conflict)", failed)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.RecordLater([]Record{rec("alpha", n+1, n)}, func(err error) { errs <- err })
+	if err := <-errs; !errors.Is(err, ErrClosed) {
+		t.Errorf("RecordLater after Close: got %v, want ErrClosed", err)
+	}
+
+	// Every record was committed before the callbacks ran.
+	s = openStore(t, path)
+	if size, err := s.LogSize(); err != nil || size != n {
+		t.Errorf("LogSize after reopening: got %d, %v, want %d", size, err, n)
+	}
+	heads, err := s.Heads()
+	if err != nil || heads["alpha"].Seq != n {
+		t.Errorf("Heads after reopening: got %+v, %v, want alpha at seq %d", heads, err, n)
+	}
+}

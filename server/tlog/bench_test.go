@@ -50,7 +50,7 @@ func BenchmarkAppend(b *testing.B) {
 		parallelism int // goroutines per GOMAXPROCS; 0 is sequential
 	}{
 		{"sequential", DefaultBatchMaxAge, 0},
-		{"sequential-age1ms", time.Millisecond, 0},
+		{"sequential-age10ms", 10 * time.Millisecond, 0},
 		{"parallel-x16", DefaultBatchMaxAge, 16},
 		{"parallel-x128", DefaultBatchMaxAge, 128},
 	} {

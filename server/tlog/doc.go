@@ -6,10 +6,11 @@
 //
 // [Log.Append] returns an index only once the entry is durable. With the
 // Tessera v1.0.4 POSIX driver this holds when Tessera's add future resolves:
-// entries are batched in memory (Config.BatchMaxAge, at most 256 per batch),
-// then one batch is written in a single critical section that (1) writes the
-// entry bundle files, (2) integrates the leaves into the Merkle tree and
-// writes the tiles, and (3) writes the private tree state (size and root).
+// entries are batched in memory (at most 256 per batch; the entries appended
+// while a batch is written make up the next one, see [Log.Append]), then one
+// batch is written in a single critical section that (1) writes the entry
+// bundle files, (2) integrates the leaves into the Merkle tree and writes the
+// tiles, and (3) writes the private tree state (size and root).
 // Every file is written to a temporary file opened with O_SYNC, renamed into
 // place, and its directory is fsynced. Only after all three steps succeed are
 // the futures of the batch resolved, so a resolved index is both durably
@@ -22,8 +23,9 @@
 //
 // Durable is not yet published. A background task of Tessera publishes a new
 // checkpoint (a C2SP signed note, Ed25519, origin = Config.Origin) at most
-// once per Config.CheckpointInterval, and immediately after an integration if
-// the last one is older than that. Before the checkpoint file is replaced,
+// twice per Config.CheckpointInterval, immediately after an integration if
+// the last one is older than half of it, so that an entry is published
+// within about one interval of becoming durable. Before the checkpoint file is replaced,
 // Tessera sends the signed checkpoint to every configured witness with the
 // C2SP tlog-witness protocol (POST <witness>/add-checkpoint, "old <size>"
 // plus a consistency proof from the size it believes the witness last

@@ -30,7 +30,7 @@ const MaxEntrySize = tessera.DefaultEntrySizeLimit
 // Defaults for the optional fields of [Config] and [WitnessConfig].
 const (
 	DefaultCheckpointInterval = time.Second
-	DefaultBatchMaxAge        = 10 * time.Millisecond
+	DefaultBatchMaxAge        = time.Millisecond
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultWitnessTimeout     = tessera.DefaultWitnessTimeout
 )
@@ -67,12 +67,18 @@ type Config struct {
 	// Signer signs checkpoints (Ed25519 note signer, see [NewSigner]).
 	// Required.
 	Signer note.Signer
-	// CheckpointInterval is the most often a new checkpoint is published.
-	// Optional, default DefaultCheckpointInterval, at least 100ms.
+	// CheckpointInterval bounds how long a durable entry waits for a
+	// published checkpoint that covers it, while the witnesses answer
+	// (plus their round trip; below 200ms, 200ms). Checkpoints are published
+	// at most twice per interval, and only when the log has grown. Optional,
+	// default DefaultCheckpointInterval, at least 100ms.
 	CheckpointInterval time.Duration
-	// BatchMaxAge is how long an appended entry may wait for others to share
-	// its write; it bounds the latency added to Append. Optional, default
-	// DefaultBatchMaxAge.
+	// BatchMaxAge is how long Tessera waits, after the first entry of a
+	// batch is handed to it, for the rest of the batch. Appends are
+	// group-committed (see [Log.Append]): a batch is handed over in one
+	// burst when the previous write ends, so this only needs to cover the
+	// burst, and it is the latency added to a lone Append. Optional,
+	// default DefaultBatchMaxAge.
 	BatchMaxAge time.Duration
 	// ShutdownTimeout bounds how long Close waits for a checkpoint that
 	// covers every appended entry. Optional, default DefaultShutdownTimeout.
@@ -125,9 +131,28 @@ type Log struct {
 	cancel   context.CancelFunc
 	root     *os.Root // Dir, for TileHandler
 
-	mu       sync.RWMutex // guards closed against in-flight Appends
-	closed   bool
-	inflight sync.WaitGroup // Appends whose Tessera future is unresolved
+	mu     sync.RWMutex // guards closed against Appends being queued
+	closed bool
+
+	// Group commit: Appends queue their entries and one committer hands
+	// them to Tessera a batch at a time.
+	qmu       sync.Mutex
+	queue     []*appendReq
+	enqueued  map[string]*appendReq // by identity: Enqueued, not yet Appended
+	wake      chan struct{}         // buffered: one pending wake-up
+	quit      chan struct{}         // closed by Close once no Append can queue
+	committed chan struct{}         // closed when the committer has drained the queue
+}
+
+// appendReq is one queued Append.
+type appendReq struct {
+	entry *tessera.Entry
+	done  chan appendResult // buffered: the committer never blocks on it
+}
+
+type appendResult struct {
+	index uint64
+	err   error
 }
 
 // Open opens the log in cfg.Dir, creating it if needed, and starts the
@@ -154,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
-		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithCheckpointInterval(publishEvery(cfg.CheckpointInterval)).
 		WithBatching(batchMaxSize, cfg.BatchMaxAge).
 		WithShutdownTimeout(cfg.ShutdownTimeout).
 		// In-memory only: a retry of the same bytes soon after gets the
@@ -199,7 +224,13 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		shutdown: shutdown,
 		cancel:   cancel,
 		root:     root,
+
+		enqueued:  map[string]*appendReq{},
+		wake:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		committed: make(chan struct{}),
 	}
+	go l.commit(bg)
 	if err := l.awaitFirstCheckpoint(ctx, 2*cfg.CheckpointInterval+witnessTimeout); err != nil {
 		_ = l.Close()
 		return nil, err
@@ -215,6 +246,23 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	logger.InfoContext(ctx, "opened log", "size", size, "witnesses", witnesses)
 	return l, nil
+}
+
+// publishEvery is the minimum age of a published checkpoint before Tessera
+// replaces it, for a log whose entries must be published within interval.
+//
+// Tessera's POSIX publisher tries after every integration but skips while
+// the published checkpoint is younger than its interval, and after a skip
+// waits until the next integration or a whole interval from the skip. An
+// entry integrated just after a publication is then published only at the
+// first integration after the interval, or an interval after the last
+// integration that was skipped: with Tessera's interval equal to ours, an
+// entry followed shortly by others (its receipts) waited about interval +
+// their delay. With half our interval, the last skipped attempt for an
+// entry comes at most half an interval after the publication before it, so
+// the entry is published at most one interval after that publication.
+func publishEvery(interval time.Duration) time.Duration {
+	return max(interval/2, minCheckpointInterval)
 }
 
 // awaitFirstCheckpoint waits, at most for wait, until a checkpoint is
@@ -352,6 +400,14 @@ func parseUnverified(raw []byte) (log.Checkpoint, error) {
 // Concurrent Appends are batched together; their order in the log is not
 // their call order.
 //
+// Appends are group-committed: while Tessera writes one batch, the entries
+// appended meanwhile wait in a queue, and when the write ends they are
+// handed to Tessera together as the next batch. A lone entry is written at
+// once (after Config.BatchMaxAge), and under load a batch carries everything
+// that arrived during the previous write. Tessera's own queue would instead
+// cut a batch every BatchMaxAge and line the batches up behind the running
+// write, each paying its own synchronous writes.
+//
 // Appending bytes identical to an entry appended recently by this process
 // returns that entry's index instead of adding a second leaf. If ctx ends
 // first, Append returns its error and the entry may or may not be in the log;
@@ -363,35 +419,164 @@ func (l *Log) Append(ctx context.Context, raw []byte) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
 	}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return 0, ErrClosed
+	req, err := l.queueEntry(raw, false)
+	if err != nil {
+		return 0, err
 	}
-	l.inflight.Add(1)
-	// Tessera keeps the slice until the batch is written, which may outlive
-	// this call.
-	future := l.appender.Add(ctx, tessera.NewEntry(bytes.Clone(raw)))
-	l.mu.RUnlock()
-
-	type result struct {
-		idx tessera.Index
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer l.inflight.Done()
-		idx, err := future()
-		done <- result{idx, err}
-	}()
 	select {
-	case r := <-done:
+	case r := <-req.done:
 		if r.err != nil {
 			return 0, fmt.Errorf("couldn't append entry: %w", r.err)
 		}
-		return r.idx.Index, nil
+		return r.index, nil
 	case <-ctx.Done():
 		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
+	}
+}
+
+// Enqueue queues raw to be appended and returns without waiting; the next
+// Append of the same bytes waits for that entry instead of queueing it
+// again. Entries become durable in the order they were enqueued (or
+// together): an entry is never durable while an entry enqueued before it is
+// not. A caller that decides an order, such as a feed's seqs, enqueues
+// under its own lock and appends outside it. Enqueue refuses an entry over
+// MaxEntrySize, and one enqueued already and not yet appended.
+func (l *Log) Enqueue(raw []byte) error {
+	if len(raw) > MaxEntrySize {
+		return fmt.Errorf("couldn't enqueue entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
+	}
+	_, err := l.queueEntry(raw, true)
+	return err
+}
+
+// queueEntry queues raw for the committer, or, unless enqueue, claims the
+// request that Enqueue queued for the same bytes.
+func (l *Log) queueEntry(raw []byte, enqueue bool) (*appendReq, error) {
+	// Tessera keeps the slice until the batch is written, which may outlive
+	// this call. The entry's hashes are computed here, outside the
+	// committer.
+	e := tessera.NewEntry(bytes.Clone(raw))
+	id := string(e.Identity())
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	l.qmu.Lock()
+	if req, ok := l.enqueued[id]; ok {
+		if enqueue {
+			l.qmu.Unlock()
+			return nil, errors.New("couldn't enqueue entry: it is enqueued already")
+		}
+		delete(l.enqueued, id)
+		l.qmu.Unlock()
+		return req, nil
+	}
+	req := &appendReq{entry: e, done: make(chan appendResult, 1)}
+	l.queue = append(l.queue, req)
+	if enqueue {
+		l.enqueued[id] = req
+	}
+	l.qmu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return req, nil
+}
+
+// commit hands the queued entries to Tessera, one batch at a time, until
+// Close; then it writes what is still queued and returns.
+func (l *Log) commit(ctx context.Context) {
+	defer close(l.committed)
+	inflight := 0 // entries written by the last write plus those queued meanwhile
+	var took time.Duration
+	for {
+		if inflight > 1 {
+			l.linger(inflight, min(took, maxLinger))
+		}
+		if batch := l.take(); len(batch) > 0 {
+			start := time.Now()
+			l.write(ctx, batch)
+			took = time.Since(start)
+			inflight = len(batch) + l.queued()
+			continue
+		}
+		inflight = 0
+		select {
+		case <-l.wake:
+		case <-l.quit:
+			// No Append can queue any more.
+			for batch := l.take(); len(batch) > 0; batch = l.take() {
+				l.write(ctx, batch)
+			}
+			return
+		}
+	}
+}
+
+// maxLinger bounds how long the committer waits for the callers of the last
+// write to append again (see linger).
+const maxLinger = 2 * time.Millisecond
+
+// linger waits, at most for max, until want entries are queued. Callers
+// that append one entry after another (a client waiting for each answer)
+// come back just after a write ends; without waiting for them, they would
+// miss the next write, and the callers would settle into two groups taking
+// turns, each write carrying half of them and each append waiting for two
+// writes. An idle log (want ≤ 1) does not linger.
+func (l *Log) linger(want int, max time.Duration) {
+	want = min(want, batchMaxSize)
+	if max <= 0 || l.queued() >= want {
+		return
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	for l.queued() < want {
+		select {
+		case <-l.wake:
+		case <-t.C:
+			return
+		case <-l.quit:
+			return
+		}
+	}
+}
+
+// queued is how many entries wait for the next write.
+func (l *Log) queued() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return len(l.queue)
+}
+
+// take empties the queue, at most one Tessera batch at a time.
+func (l *Log) take() []*appendReq {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	n := min(len(l.queue), batchMaxSize)
+	batch := l.queue[:n:n]
+	if n == len(l.queue) {
+		l.queue = nil
+	} else {
+		l.queue = l.queue[n:]
+	}
+	return batch
+}
+
+// write adds a batch to Tessera in one burst, in queue order, so that its
+// queue cuts it as one batch, and waits until every entry is durable or
+// failed. Should Tessera cut the burst (BatchMaxAge passing during it), it
+// writes the parts in order, one after the other, so an entry is still never
+// durable before one queued ahead of it.
+func (l *Log) write(ctx context.Context, batch []*appendReq) {
+	futures := make([]tessera.IndexFuture, len(batch))
+	for i, r := range batch {
+		futures[i] = l.appender.Add(ctx, r.entry)
+	}
+	for i, f := range futures {
+		idx, err := f()
+		batch[i].done <- appendResult{index: idx.Index, err: err}
 	}
 }
 
@@ -551,9 +736,9 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 
-	// Tessera's queue resolves pending futures within BatchMaxAge, so this
-	// does not block for long.
-	l.inflight.Wait()
+	// Write what is queued; no Append can queue any more.
+	close(l.quit)
+	<-l.committed
 	err := l.shutdown(context.Background())
 	l.cancel()
 	if err != nil {

@@ -207,6 +207,94 @@ func TestAppendErrors(t *testing.T) {
 	}
 }
 
+// TestEnqueueKeepsOrder enqueues entries one after the other while batches
+// are being written and appends them in any order: the log holds them in the
+// order they were enqueued, so none became durable before an earlier one.
+func TestEnqueueKeepsOrder(t *testing.T) {
+	s, _ := testKey(t)
+	l := openLog(t, testConfig(t, t.TempDir(), s))
+	const n = 600
+	idx := make([]uint64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if err := l.Enqueue(leaf(i)); err != nil {
+			t.Fatalf("Enqueue %d: %v", i, err)
+		}
+		if i == 5 {
+			if err := l.Enqueue(leaf(i)); err == nil {
+				t.Error("Enqueue of bytes enqueued already: got nil error")
+			}
+		}
+		wg.Go(func() {
+			var err error
+			if idx[i], err = l.Append(t.Context(), leaf(i)); err != nil {
+				t.Errorf("Append %d: %v", i, err)
+			}
+		})
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond) // let batches be cut
+		}
+	}
+	wg.Wait()
+	for i := 1; i < n; i++ {
+		if idx[i] <= idx[i-1] {
+			t.Fatalf("entry %d is at index %d, entry %d at %d: want enqueue order", i-1, idx[i-1], i, idx[i])
+		}
+	}
+}
+
+// TestCloseDrainsAppends closes the log while appends are queued behind a
+// write: each either gets an index that the reopened log holds, or ErrClosed.
+func TestCloseDrainsAppends(t *testing.T) {
+	s, _ := testKey(t)
+	cfg := testConfig(t, t.TempDir(), s)
+	l, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	type result struct {
+		leaf []byte
+		idx  uint64
+		err  error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			e := leaf(i)
+			idx, err := l.Append(t.Context(), e)
+			results <- result{e, idx, err}
+		}()
+	}
+	time.Sleep(2 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := make([]result, 0, n)
+	for range n {
+		got = append(got, <-results)
+	}
+	l = openLog(t, cfg)
+	appended := 0
+	for _, r := range got {
+		if errors.Is(r.err, ErrClosed) {
+			continue
+		}
+		if r.err != nil {
+			t.Fatalf("Append: got %v, want an index or ErrClosed", r.err)
+		}
+		appended++
+		e, err := l.Entries(t.Context(), r.idx, 1)
+		if err != nil || len(e) != 1 || !bytes.Equal(e[0], r.leaf) {
+			t.Errorf("reopened log at index %d: got %q, %v, want %q", r.idx, e, err, r.leaf)
+		}
+	}
+	size, err := l.IntegratedSize(t.Context())
+	if err != nil || size != uint64(appended) {
+		t.Errorf("reopened log size: got %d, %v, want the %d appends that returned an index", size, err, appended)
+	}
+}
+
 func TestInclusionProof(t *testing.T) {
 	s, v := testKey(t)
 	l := openLog(t, testConfig(t, t.TempDir(), s))
