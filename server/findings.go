@@ -58,6 +58,32 @@ func (n *Node) findings(ctx context.Context) ([]*parleyv1.Finding, error) {
 	return n.findingsAt(ctx, n.cfg.Now().Truncate(time.Second))
 }
 
+// scrapeFindingsTimeout bounds a rule evaluation started by a scrape.
+const scrapeFindingsTimeout = 5 * time.Minute
+
+// scrapeFindings returns the findings of the last evaluation at once, for a
+// metrics scrape, which must not wait for the whole log to be read. When
+// that evaluation is stale (by the background rule of findings), it starts
+// one in the background, one at a time, for the next scrape. It returns nil
+// before the first evaluation.
+func (n *Node) scrapeFindings() []*parleyv1.Finding {
+	n.findingsMu.Lock()
+	c := n.findingsCache
+	n.findingsMu.Unlock()
+	stale := c.out == nil || time.Since(c.done) >= max(findingsMinAge, findingsDuty*c.took)
+	if stale && n.refreshing.CompareAndSwap(false, true) {
+		go func() {
+			defer n.refreshing.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), scrapeFindingsTimeout)
+			defer cancel()
+			if _, err := n.findings(ctx); err != nil {
+				n.log.Warn("couldn't evaluate findings for metrics", "err", err)
+			}
+		}()
+	}
+	return c.out
+}
+
 // findingsAt evaluates the rules over every entry of the log, with
 // deadlines judged at now. Findings are a function of the entries and now,
 // so the last evaluation is reused while neither changed.

@@ -214,16 +214,13 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// scrapeFindingsTimeout bounds the rule evaluation a scrape may wait for.
-const scrapeFindingsTimeout = 30 * time.Second
-
 // nodeCollector reads, at scrape time, the metrics that are functions of
 // the node's state: findings, certificate expiry and CRLs.
 type nodeCollector struct{ n *Node }
 
 var (
 	findingsDesc = prometheus.NewDesc("parley_findings",
-		"Findings of the agreed rules over every accepted entry, evaluated at scrape time, by rule and the party the finding is about.",
+		"Findings of the agreed rules over every accepted entry, by rule and the party the finding is about, as of the node's last evaluation: a scrape never waits for one, and starts one when the last is stale.",
 		[]string{"rule", "party"}, nil)
 	certExpiryDesc = prometheus.NewDesc("parley_tls_certificate_expiry_timestamp_seconds",
 		"NotAfter of the node's TLS certificate in force, in unix seconds.", nil, nil)
@@ -245,14 +242,9 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ rule, party string }
 	counts := map[key]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), scrapeFindingsTimeout)
-	fs, err := c.n.findings(ctx)
-	cancel()
-	if err != nil {
-		// The gauge is left out of this scrape rather than reported as 0.
-		c.n.log.Warn("metrics: couldn't evaluate findings", "err", err)
-	}
-	for _, f := range fs {
+	// Never waits for an evaluation; before the first one, the gauge is
+	// left out rather than reported as 0.
+	for _, f := range c.n.scrapeFindings() {
 		counts[key{f.GetRule(), f.GetParty()}]++
 	}
 	for k, v := range counts {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -59,6 +60,8 @@ type Node struct {
 	// evaluation reads them from the log (findings.go).
 	findingsMu    sync.Mutex
 	findingsCache findingsCache
+	// refreshing is set while a scrape's background evaluation runs.
+	refreshing atomic.Bool
 }
 
 type feedKey struct {

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/internal/config"
@@ -177,6 +178,21 @@ func TestMetricsOverAdmin(t *testing.T) {
 	if got := metric(after, "parley_health_serving", map[string]string{"service": "parley.v1.SubmissionService"}); got != 1 {
 		t.Errorf("parley_health_serving of SubmissionService: got %v, want 1", got)
 	}
+
+	// A late notification (10 days ahead, 42 required) shows in the
+	// findings gauge: a scrape never waits for an evaluation, it starts one
+	// and a later scrape reports it.
+	late := notification(9500)
+	late.Designation = "Late"
+	late.Start = timestamppb.New(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Hour))
+	late.End = timestamppb.New(late.Start.AsTime().Add(72 * time.Hour))
+	if _, err := alpha.Notify(ctx, late); err != nil {
+		t.Fatalf("Notify(late): %v", err)
+	}
+	lead := map[string]string{"rule": "VD.V.lead", "party": "alpha"}
+	waitFor(t, 20*time.Second, "parley_findings to report the late notification", func() (bool, error) {
+		return metric(scrape(t, admin), "parley_findings", lead) == 1, nil
+	})
 
 	resp, err := http.Get(admin + "/debug/pprof/")
 	if err != nil || resp.StatusCode != http.StatusOK {
