@@ -44,7 +44,9 @@ type Config struct {
 	// witnesses. Optional: without it, checkpoints are published unwitnessed
 	// (allowed only when the agreement's witness quorum is 0).
 	WitnessClient *http.Client
-	// CheckpointInterval is how often a new checkpoint is published.
+	// CheckpointInterval bounds how long a durable entry waits to be
+	// published in a witnessed checkpoint: about this long at most (the
+	// log publishes at most twice per interval, and only when it grew).
 	// Default 1s.
 	CheckpointInterval time.Duration
 	// Logger receives structured logs. Default: slog.Default().

@@ -59,8 +59,10 @@ type Node struct {
 	// URI SAN spiffe://<party>/node/<name>. The CAs of every party and
 	// mediator are taken from the agreement.
 	TLS TLS `yaml:"tls"`
-	// CheckpointInterval is how often a checkpoint is published (Go
-	// duration). Default 1s; minimum 100ms.
+	// CheckpointInterval is about the longest a durable entry waits to be
+	// published in a witnessed checkpoint (Go duration); the node publishes
+	// at most twice per interval, and only when its log grew. Default 1s;
+	// minimum 100ms.
 	CheckpointInterval string `yaml:"checkpoint_interval"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
