@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -296,4 +297,23 @@ func signWithCA(ca *certs.CA, tmpl *x509.Certificate, pub any) ([]byte, error) {
 		}
 	}
 	return x509.CreateCertificate(rand.Reader, tmpl, ca.Certificate(), pub, key)
+}
+
+// TestSubmitWithExpiredKeyRefused checks that a node whose signing key's
+// validity window in the agreement has ended refuses to sign new
+// statements (no verifier would accept them), and logs nothing.
+func TestSubmitWithExpiredKeyRefused(t *testing.T) {
+	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}, KeyNotAfter: time.Now().Add(-time.Hour)})
+	ctx := context.Background()
+	_, err := operator(t, run, "alpha").Notify(ctx, notification(9000))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "outside its validity window") {
+		t.Fatalf("Notify with an expired key: got %v, want InvalidArgument naming the key's validity window", err)
+	}
+	entries, err := operator(t, run, "alpha").Entries(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("the log holds %d entries, want none", len(entries))
+	}
 }

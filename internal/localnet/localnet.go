@@ -45,6 +45,9 @@ type Options struct {
 	// EffectiveFrom is the agreement's start. Default: 2 years ago, so that
 	// scenarios can date entries in the past.
 	EffectiveFrom time.Time
+	// KeyNotAfter, if set, ends the validity window of every party's
+	// signing key in the agreement (to test expired keys).
+	KeyNotAfter time.Time
 	// CheckpointInterval of every node. Default 200ms.
 	CheckpointInterval time.Duration
 	// Exchange is every node's exchange section. Optional: the node's
@@ -330,7 +333,7 @@ func (n *Network) generateParty(id string) (*Party, agreement.Party, *signerFile
 		ID: id, Name: "Party " + id, CA: string(ca.CertPEM()),
 		Endpoints:    []string{p.Address},
 		TileEndpoint: "https://" + p.TilesAddress + "/",
-		Keys:         []agreement.Key{{ID: keyID, PublicKey: string(pubPEM), NotBefore: n.opts.EffectiveFrom}},
+		Keys:         []agreement.Key{{ID: keyID, PublicKey: string(pubPEM), NotBefore: n.opts.EffectiveFrom, NotAfter: n.opts.KeyNotAfter}},
 		LogOrigin:    origin, CheckpointKey: vkey,
 	}
 	return p, ap, &signerFile{path: signingFile}, nil
