@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,11 +174,21 @@ type cdpEvent struct {
 // connects to its page.
 func startChromium(t *testing.T, ctx context.Context, bin string) *devtools {
 	t.Helper()
+	// Chromium forks helpers (zygote, renderers, crashpad) that keep
+	// writing to the profile directory after the browser process dies:
+	// run it in a process group of its own, kill the whole group, and only
+	// then remove the profile (t.TempDir would race with the helpers).
+	profile, err := os.MkdirTemp("", "parley-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.CommandContext(ctx, bin,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--window-size=1280,2000",
+		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--window-size=1280,2000",
 		"--remote-debugging-port=0", "--remote-allow-origins=*", "about:blank")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -186,8 +197,20 @@ func startChromium(t *testing.T, ctx context.Context, bin string) *devtools {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		// The group's last helpers may take a moment to die.
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Logf("couldn't remove chromium's profile %s: %v", profile, err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	})
 	re := regexp.MustCompile(`DevTools listening on (ws://127\.0\.0\.1:(\d+)/\S+)`)
 	var port string
