@@ -93,7 +93,10 @@ func (r *receipter) recover(ctx context.Context) error {
 	}
 	// Walk back in batches until the tail holds recoverReceipts of the
 	// node's receipts, or recoverMinScan entries that need none (so none
-	// that would be left unacknowledged), whichever comes first.
+	// that would be left unacknowledged), whichever comes first, noting
+	// what the node's receipts acknowledge and what needs a receipt.
+	acked := map[feedKey]bool{}
+	var missing []rules.Entry
 	from, receipts, quiet := size, 0, uint64(0)
 	for from > 0 && size-from < recoverMaxScan && quiet < recoverMinScan &&
 		(size-from < recoverMinScan || receipts < recoverReceipts) {
@@ -107,35 +110,25 @@ func (r *receipter) recover(ctx context.Context) error {
 			return err
 		}
 		for _, e := range slices.Backward(batch) {
-			rc := e.Statement.GetBody().GetReceipt()
+			body := e.Statement.GetBody()
+			rc := body.GetReceipt()
 			switch {
-			case e.Sender == n.party && rc != nil:
-				receipts++
+			case e.Sender == n.party:
+				if rc != nil {
+					receipts++
+				}
+				for _, a := range rc.GetAcks() {
+					acked[feedKey{a.GetSender(), a.GetSeq()}] = true
+				}
 				quiet++
-			case e.Sender != n.party && rc == nil:
+			case rc == nil && body.GetKind() != nil:
+				missing = append(missing, rules.Entry{Sender: e.Sender, Seq: e.Seq, Digest: e.Digest})
 				quiet = 0
 			default:
 				quiet++
 			}
 		}
 		from = start
-	}
-	acked := map[feedKey]bool{}
-	var missing []rules.Entry
-	err = n.scanStatements(ctx, from, size, func(e rules.Entry) error {
-		rc := e.Statement.GetBody().GetReceipt()
-		switch {
-		case e.Sender == n.party:
-			for _, a := range rc.GetAcks() {
-				acked[feedKey{a.GetSender(), a.GetSeq()}] = true
-			}
-		case rc == nil && e.Statement.GetBody().GetKind() != nil:
-			missing = append(missing, rules.Entry{Sender: e.Sender, Seq: e.Seq, Digest: e.Digest})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	now := n.cfg.Now()
 	queued := 0
