@@ -49,13 +49,21 @@ type findingsCache struct {
 // findings evaluates the agreed rules over the log for a background
 // consumer: it may return the last evaluation if it is recent enough.
 func (n *Node) findings(ctx context.Context) ([]*parleyv1.Finding, error) {
-	n.findingsMu.Lock()
-	c := n.findingsCache
-	n.findingsMu.Unlock()
-	if c.out != nil && time.Since(c.done) < max(findingsMinAge, findingsDuty*c.took) {
-		return c.out, nil
+	if out, fresh := n.lastFindings(); fresh {
+		return out, nil
 	}
 	return n.findingsAt(ctx, n.cfg.Now().Truncate(time.Second))
+}
+
+// lastFindings returns the findings of the last evaluation (nil before the
+// first) without waiting for one in progress, and whether background
+// consumers may still use them: they are younger than max(findingsMinAge,
+// findingsDuty × what the evaluation took).
+func (n *Node) lastFindings() (out []*parleyv1.Finding, fresh bool) {
+	n.cacheMu.Lock()
+	c := n.findingsCache
+	n.cacheMu.Unlock()
+	return c.out, c.out != nil && time.Since(c.done) < max(findingsMinAge, findingsDuty*c.took)
 }
 
 // scrapeFindingsTimeout bounds a rule evaluation started by a scrape.
@@ -67,11 +75,8 @@ const scrapeFindingsTimeout = 5 * time.Minute
 // one in the background, one at a time, for the next scrape. It returns nil
 // before the first evaluation.
 func (n *Node) scrapeFindings() []*parleyv1.Finding {
-	n.findingsMu.Lock()
-	c := n.findingsCache
-	n.findingsMu.Unlock()
-	stale := c.out == nil || time.Since(c.done) >= max(findingsMinAge, findingsDuty*c.took)
-	if stale && n.refreshing.CompareAndSwap(false, true) {
+	out, fresh := n.lastFindings()
+	if !fresh && n.refreshing.CompareAndSwap(false, true) {
 		go func() {
 			defer n.refreshing.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), scrapeFindingsTimeout)
@@ -81,7 +86,7 @@ func (n *Node) scrapeFindings() []*parleyv1.Finding {
 			}
 		}()
 	}
-	return c.out
+	return out
 }
 
 // findingsAt evaluates the rules over every entry of the log, with
@@ -94,7 +99,10 @@ func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Findi
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log size: %w", err)
 	}
-	if c := n.findingsCache; c.out != nil && c.size == size && c.at.Equal(now) {
+	n.cacheMu.Lock()
+	c := n.findingsCache
+	n.cacheMu.Unlock()
+	if c.out != nil && c.size == size && c.at.Equal(now) {
 		return c.out, nil
 	}
 	start := time.Now()
@@ -111,7 +119,9 @@ func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Findi
 		out = []*parleyv1.Finding{}
 	}
 	took := time.Since(start)
+	n.cacheMu.Lock()
 	n.findingsCache = findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
+	n.cacheMu.Unlock()
 	n.metrics.findingsEvaluated(took)
 	return out, nil
 }

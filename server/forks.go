@@ -196,5 +196,5 @@ func (n *Node) keepFork(party, origin string, first, second []byte, hashes [][]b
 		n.log.Error("couldn't keep fork evidence", "peer", party, "err", err)
 	}
 	n.log.Error("fork: two checkpoints of one log are not consistent", "peer", party, "origin", origin)
-	n.hub.publishEvidence(ev)
+	n.hub.publishEvidence()
 }

@@ -1,10 +1,6 @@
 package server
 
-import (
-	"sync"
-
-	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
-)
+import "sync"
 
 // hub wakes subscribers when the node accepts an entry or keeps new
 // evidence. It holds neither: a subscriber that wakes re-reads the log from
@@ -20,10 +16,10 @@ type hub struct {
 func newHub() *hub { return &hub{wake: make(chan struct{})} }
 
 // publish announces a new log entry.
-func (h *hub) publish(*parleyv1.LogEntry) { h.notify(false) }
+func (h *hub) publish() { h.notify(false) }
 
 // publishEvidence announces evidence of misbehaviour, once it is stored.
-func (h *hub) publishEvidence(*parleyv1.Evidence) { h.notify(true) }
+func (h *hub) publishEvidence() { h.notify(true) }
 
 func (h *hub) notify(evidence bool) {
 	h.mu.Lock()

@@ -55,10 +55,12 @@ type Node struct {
 	heads   map[string]verifier.FeedState
 	pending map[feedKey]pendingEntry
 
-	// findingsMu serialises rule evaluations and guards findingsCache, the
-	// last evaluation. The node keeps no statements in memory: each
+	// findingsMu serialises rule evaluations; cacheMu guards
+	// findingsCache, the last evaluation, so that reading it never waits
+	// for one in progress. The node keeps no statements in memory: each
 	// evaluation reads them from the log (findings.go).
 	findingsMu    sync.Mutex
+	cacheMu       sync.Mutex
 	findingsCache findingsCache
 	// refreshing is set while a scrape's background evaluation runs.
 	refreshing atomic.Bool
@@ -324,6 +326,13 @@ func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (_ ad
 		p := n.pending[key]
 		return admission{res: res, raw: raw, key: key, pending: p, duplicate: true, source: source}, nil
 	}
+	return n.take(res, raw, source)
+}
+
+// take makes res, a verified entry that is its sender's next, the head of
+// its feed, pending until finish makes it durable. Callers hold n.mu.
+func (n *Node) take(res verifier.Result, raw []byte, source string) (admission, error) {
+	key := feedKey{res.Sender(), res.Seq()}
 	if err := n.checkIssuedAt(res.Parsed.Statement.GetHeader().GetIssuedAt().AsTime()); err != nil {
 		return admission{}, err
 	}
@@ -341,22 +350,17 @@ func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (_ ad
 }
 
 // checkIssuedAt refuses a new entry dated outside the agreement's effective
-// dates, or further ahead of this node's clock than the agreed clock skew.
-// The verifier checks only that the signing key was valid at issued_at, and
-// a key's window may be open-ended, so without this an entry could claim
-// any date up to the year 9999 and the rules would judge it there.
+// dates (the verifier's rule, which Check applies too; the node's own
+// statements skip Check), or further ahead of this node's clock than the
+// agreed clock skew, which only a node with a clock can judge: an
+// agreement without an end date would otherwise let an entry claim any
+// date up to the year 9999, and the rules would judge it there.
 func (n *Node) checkIssuedAt(issued time.Time) error {
-	a := n.cfg.Agreement.Agreement
-	const layout = time.RFC3339
-	switch {
-	case issued.Before(a.EffectiveFrom):
-		return fmt.Errorf("%w: issued_at %s is before the agreement takes effect at %s",
-			verifier.ErrInvalid, issued.UTC().Format(layout), a.EffectiveFrom.UTC().Format(layout))
-	case !a.EffectiveUntil.IsZero() && issued.After(a.EffectiveUntil):
-		return fmt.Errorf("%w: issued_at %s is after the agreement ends at %s",
-			verifier.ErrInvalid, issued.UTC().Format(layout), a.EffectiveUntil.UTC().Format(layout))
+	if err := n.ver.CheckEffective(issued); err != nil {
+		return err
 	}
-	now, skew := n.cfg.Now(), a.Rules.ClockSkew()
+	const layout = time.RFC3339
+	now, skew := n.cfg.Now(), n.cfg.Agreement.Agreement.Rules.ClockSkew()
 	if issued.After(now.Add(skew)) {
 		return fmt.Errorf("%w: issued_at %s is in the future: more than the agreed clock skew of %s ahead of this node's clock (%s)",
 			verifier.ErrInvalid, issued.UTC().Format(layout), skew, now.UTC().Format(layout))
@@ -411,7 +415,7 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	// answers lookups of (sender, seq), and duplicates wait for it.
 	n.store.RecordLater([]state.Record{{Sender: sender, Seq: seq, Digest: fs.Digest, PayloadDigest: fs.PayloadDigest, Index: index}}, settle)
 	entry := &parleyv1.LogEntry{Index: index, Envelope: adm.raw, Digest: fs.Digest[:], Sender: sender, Seq: seq}
-	n.hub.publish(entry)
+	n.hub.publish()
 	n.metrics.entryAccepted(sender, adm.source, false)
 	n.exch.accepted(entry, adm.res.Parsed)
 	// Debug, even for the party's own statements: a line per entry cost
@@ -436,7 +440,7 @@ func (n *Node) keepEquivocation(eq *verifier.EquivocationError, source string) {
 		n.log.Error("couldn't keep equivocation evidence", "sender", eq.Sender, "seq", eq.Seq, "err", err)
 	}
 	n.log.Warn("equivocation", "sender", eq.Sender, "seq", eq.Seq, "source", source)
-	n.hub.publishEvidence(ev)
+	n.hub.publishEvidence()
 }
 
 // submit signs body as this party's next entry and accepts it. Signing
@@ -498,35 +502,23 @@ func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error
 // admitSigned takes the next seq of this party's feed for raw, the envelope
 // submit has just signed over st, without verifying it (see submit).
 // Callers hold n.mu.
-func (n *Node) admitSigned(raw []byte, st *parleyv1.Statement) (admission, error) {
-	issued := st.GetHeader().GetIssuedAt().AsTime()
-	if err := n.checkIssuedAt(issued); err != nil {
-		n.metrics.entryRejected(err, "submission")
-		return admission{}, err
-	}
+func (n *Node) admitSigned(raw []byte, st *parleyv1.Statement) (_ admission, err error) {
+	defer func() {
+		if err != nil {
+			n.metrics.entryRejected(err, "submission")
+		}
+	}()
 	// The signature is not verified again, but every other verifier will
 	// check the key's validity window: past it (a rotation the operator
 	// missed), refuse rather than log an entry no one would accept.
+	issued := st.GetHeader().GetIssuedAt().AsTime()
 	if !slices.ContainsFunc(n.ownKeys, func(k *agreement.Key) bool { return k.ValidAt(issued) }) {
-		err := fmt.Errorf("%w: this node's signing key %s is outside its validity window in the agreement at %s; install the party's current key",
+		return admission{}, fmt.Errorf("%w: this node's signing key %s is outside its validity window in the agreement at %s; install the party's current key",
 			verifier.ErrKeyNotValid, n.keyID, issued.UTC().Format(time.RFC3339))
-		n.metrics.entryRejected(err, "submission")
-		return admission{}, err
 	}
 	p, err := envelope.Parse(raw)
 	if err != nil {
-		n.metrics.entryRejected(err, "submission")
 		return admission{}, fmt.Errorf("couldn't parse the signed statement: %w", err)
 	}
-	key := feedKey{n.party, st.GetHeader().GetSeq()}
-	if err := n.tlog.Enqueue(raw); err != nil { // in seq order, see admitLocked
-		n.metrics.entryRejected(err, "submission")
-		return admission{}, fmt.Errorf("couldn't queue entry %s/%d for the log: %w", key.sender, key.seq, err)
-	}
-	fs := verifier.FeedState{Seq: key.seq, Digest: p.Digest, PayloadDigest: p.PayloadDigest, Raw: raw}
-	pe := pendingEntry{state: fs, done: make(chan struct{})}
-	n.pending[key] = pe
-	n.heads[key.sender] = fs
-	res := verifier.Result{Parsed: p, Outcome: verifier.Accepted, KeyID: n.keyID}
-	return admission{res: res, raw: raw, key: key, pending: pe, source: "submission"}, nil
+	return n.take(verifier.Result{Parsed: p, Outcome: verifier.Accepted, KeyID: n.keyID}, raw, "submission")
 }

@@ -206,7 +206,7 @@ func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	if err := v.checkEffective(h.IssuedAt.AsTime()); err != nil {
+	if err := v.CheckEffective(h.IssuedAt.AsTime()); err != nil {
 		return Result{}, err
 	}
 	res := Result{Parsed: p, KeyID: keyID}
@@ -225,10 +225,12 @@ func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, 
 	return res, nil
 }
 
-// checkEffective refuses an entry dated outside the agreement's effective
-// dates: the rules would otherwise judge it at any date a key's open
-// window allows, back to the year 1.
-func (v *Verifier) checkEffective(issued time.Time) error {
+// CheckEffective refuses an entry dated outside the agreement's effective
+// dates (ErrInvalid): the rules would otherwise judge it at any date a
+// key's open window allows, back to the year 1. Check applies it to every
+// entry; it is exported for a node that admits its own fresh statements
+// without Check.
+func (v *Verifier) CheckEffective(issued time.Time) error {
 	const layout = time.RFC3339
 	switch {
 	case issued.Before(v.from):
