@@ -154,10 +154,7 @@ func TestNotificationRulesMatchSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, want := notificationErr(tt.n) == nil, pv.Validate(tt.n) == nil
-			if got != want {
-				t.Fatalf("got valid=%v (%v), protovalidate says valid=%v (%v)", got, notificationErr(tt.n), want, pv.Validate(tt.n))
-			}
+			agreesWithSchema(t, pv, tt.n, notificationErr(tt.n))
 		})
 	}
 }
@@ -198,8 +195,15 @@ func FuzzNotificationRules(f *testing.F) {
 		if proto.Unmarshal(b, n) != nil {
 			return
 		}
-		if got, want := notificationErr(n) == nil, pv.Validate(n) == nil; got != want {
-			t.Fatalf("got valid=%v (%v), protovalidate says valid=%v (%v)", got, notificationErr(n), want, pv.Validate(n))
-		}
+		agreesWithSchema(t, pv, n, notificationErr(n))
 	})
+}
+
+// agreesWithSchema fails t unless hand, the verdict of a hand-written
+// check on m, and protovalidate's agree on whether m is valid.
+func agreesWithSchema(t *testing.T, pv protovalidate.Validator, m proto.Message, hand error) {
+	t.Helper()
+	if want := pv.Validate(m); (hand == nil) != (want == nil) {
+		t.Fatalf("got valid=%v (%v), protovalidate says valid=%v (%v)", hand == nil, hand, want == nil, want)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/parley-dev/parley/envelope"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	"github.com/parley-dev/parley/keys"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -110,18 +111,6 @@ func xpTail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func xpNotification(troops uint32) *parleyv1.ActivityNotification {
-	start := time.Now().UTC().AddDate(0, 0, 60).Truncate(time.Hour)
-	return &parleyv1.ActivityNotification{
-		Designation: "Exercise",
-		Type:        parleyv1.ActivityType_ACTIVITY_TYPE_LAND_EXERCISE,
-		Start:       timestamppb.New(start),
-		End:         timestamppb.New(start.Add(72 * time.Hour)),
-		Area:        &parleyv1.Area{PlaceNames: []string{"Range 1"}},
-		Forces:      &parleyv1.Forces{Troops: troops},
-	}
-}
-
 // notify submits count notifications at party's node, concurrently.
 func (x *xpNet) notify(t *testing.T, party string, count int) {
 	t.Helper()
@@ -137,7 +126,7 @@ func (x *xpNet) notify(t *testing.T, party string, count int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.Notify(ctx, xpNotification(1000+uint32(i))); err != nil {
+			if _, err := c.Notify(ctx, localnettest.Notification(1000+uint32(i))); err != nil {
 				errs <- fmt.Errorf("%s notify %d: %w", party, i, err)
 			}
 		}()
@@ -373,7 +362,7 @@ func xpSign(t *testing.T, net *localnet.Network, party string, troops uint32) []
 	keyID, _ := keys.KeyID(pub)
 	st := &parleyv1.Statement{
 		Header: &parleyv1.Header{AgreementId: net.Agreement.Agreement.ID, Sender: party, Seq: 1, IssuedAt: timestamppb.Now()},
-		Body:   &parleyv1.Body{Kind: &parleyv1.Body_Notification{Notification: xpNotification(troops)}},
+		Body:   &parleyv1.Body{Kind: &parleyv1.Body_Notification{Notification: localnettest.Notification(troops)}},
 	}
 	raw, err := envelope.Sign(ctx, st, signer, keyID)
 	if err != nil {
