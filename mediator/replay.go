@@ -477,35 +477,20 @@ func peekHeader(raw []byte) peekedHeader {
 			return peekedHeader{}
 		}
 		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return peekedHeader{}
+		}
+		// The value is well formed (ConsumeFieldValue checked it).
 		switch {
 		case num == 2 && typ == protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return peekedHeader{}
-			}
-			pk.sender = v
-			b = b[m:]
+			pk.sender, _ = protowire.ConsumeBytes(b)
 		case num == 3 && typ == protowire.VarintType:
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return peekedHeader{}
-			}
-			pk.seq = v
-			b = b[m:]
+			pk.seq, _ = protowire.ConsumeVarint(b)
 		case num == 4 && typ == protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return peekedHeader{}
-			}
-			pk.prev = v
-			b = b[m:]
-		default:
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return peekedHeader{}
-			}
-			b = b[m:]
+			pk.prev, _ = protowire.ConsumeBytes(b)
 		}
+		b = b[m:]
 	}
 	return pk
 }
