@@ -183,19 +183,28 @@ func TestNotificationSchemaUnchanged(t *testing.T) {
 // FuzzNotificationRules checks notificationErr against protovalidate on
 // arbitrary notifications.
 func FuzzNotificationRules(f *testing.F) {
-	seed, _ := proto.Marshal(validNotification())
-	f.Add(seed)
+	fuzzAgainstSchema(f, validNotification(), func() *parleyv1.ActivityNotification { return &parleyv1.ActivityNotification{} }, notificationErr)
+}
+
+// fuzzAgainstSchema fuzzes a hand-written check of messages of type M
+// against protovalidate, from seed and the empty message.
+func fuzzAgainstSchema[M proto.Message](f *testing.F, seed M, newM func() M, hand func(M) error) {
+	b, err := proto.Marshal(seed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte{})
 	pv, err := protovalidate.New()
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n := &parleyv1.ActivityNotification{}
-		if proto.Unmarshal(b, n) != nil {
+		m := newM()
+		if proto.Unmarshal(b, m) != nil {
 			return
 		}
-		agreesWithSchema(t, pv, n, notificationErr(n))
+		agreesWithSchema(t, pv, m, hand(m))
 	})
 }
 
