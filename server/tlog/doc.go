@@ -4,20 +4,37 @@
 //
 // # Durability
 //
-// [Log.Append] returns an index only once the entry is durable. With the
-// Tessera v1.0.4 POSIX driver this holds when Tessera's add future resolves:
-// entries are batched in memory (at most 256 per batch; the entries appended
-// while a batch is written make up the next one, see [Log.Append]), then one
-// batch is written in a single critical section that (1) writes the entry
-// bundle files, (2) integrates the leaves into the Merkle tree and writes the
-// tiles, and (3) writes the private tree state (size and root).
-// Every file is written to a temporary file opened with O_SYNC, renamed into
-// place, and its directory is fsynced. Only after all three steps succeed are
-// the futures of the batch resolved, so a resolved index is both durably
-// sequenced and integrated: after a crash the log reopens at least that
-// large, and [Log.IntegratedSize] covers it. A crash in the middle of a batch
-// leaves the previous tree state in force; the batch's futures never resolved,
-// so nothing in it was acknowledged.
+// [Log.Append] returns an index only once the entry is durable: written to
+// the log's write-ahead log (Dir/.wal) and synced with one fdatasync. The
+// entries appended while one batch is written make up the next (group
+// commit, see [Log.Append]), and the committer gives them consecutive
+// indexes in that order, so an entry is never durable before one queued
+// ahead of it. A record carries its index and a CRC-32C; a crash can tear
+// only the end of the newest segment, which is cut off when the log opens
+// (it was never acknowledged).
+//
+// A second task, the integrator, hands the durable entries to Tessera's
+// POSIX driver in order, a batch of at most 256 at a time (one entry
+// bundle). Tessera writes each batch in a single critical section that (1)
+// writes the entry bundle files, (2) integrates the leaves into the Merkle
+// tree and writes the tiles, and (3) writes the private tree state (size and
+// root), every file to a temporary file opened with O_SYNC, renamed into
+// place, with its directory fsynced: about six synced operations a batch,
+// which the write-ahead log keeps off the acknowledgement path. Tessera
+// gives each entry the next index of its tree (the log has no antispam in
+// Tessera; it deduplicates itself before giving indexes), and the integrator
+// checks that it is the index the write-ahead log gave: should they differ,
+// the log stops taking entries and refuses to open until examined. Once the
+// tree holds every entry of a segment, the segment is deleted.
+//
+// When the log opens it reads the write-ahead log back from the tree's size
+// on and integrates what the tree lacks (a crash between the two writes);
+// the entries it holds below the tree's size must be the tree's.
+// [Log.IntegratedSize] is the number of durable entries and [Log.Entries]
+// reads all of them, those not yet in the tree from memory (at most 16,384;
+// past that, appends wait for the integrator). Proofs and checkpoints cover
+// the tree ([Log.TreeSize]), which trails the durable entries by at most one
+// integration.
 //
 // # Publication and witnessing
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,10 +39,16 @@ const (
 const (
 	// minCheckpointInterval is the smallest interval the POSIX driver accepts.
 	minCheckpointInterval = 100 * time.Millisecond
-	// batchMaxSize is the most entries sequenced in one batch: one full entry bundle.
+	// batchMaxSize is the most entries the integrator hands Tessera at a
+	// time, and Tessera's batch size: one full entry bundle.
 	batchMaxSize = layout.EntryBundleWidth
-	// dedupEntries is the size of Tessera's in-memory cache of recently
-	// appended entries; it must be at least the number of appends in flight.
+	// walBatchMax is the most entries written to the write-ahead log at a time.
+	walBatchMax = 4096
+	// maxPending is the most entries durable in the write-ahead log and not
+	// yet in the tree; past it, appends wait for the integrator.
+	maxPending = 16384
+	// dedupEntries is how many recently appended entries the log remembers,
+	// so that appending the same bytes again returns the first index.
 	dedupEntries = 4 * tessera.DefaultPushbackMaxOutstanding
 	// publicationPoll is how often AwaitPublished looks for a new checkpoint.
 	publicationPoll = 50 * time.Millisecond
@@ -130,29 +137,44 @@ type Log struct {
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	root     *os.Root // Dir, for TileHandler
+	wal      *wal     // appended to by the committer only
+	timeout  time.Duration
 
 	mu     sync.RWMutex // guards closed against Appends being queued
 	closed bool
 
-	// Group commit: Appends queue their entries and one committer hands
-	// them to Tessera a batch at a time.
+	// Group commit: Appends queue their entries and one committer writes
+	// them to the write-ahead log a batch at a time.
 	qmu       sync.Mutex
 	queue     []*appendReq
-	enqueued  map[string]*appendReq // by identity: Enqueued, not yet Appended
-	wake      chan struct{}         // buffered: one pending wake-up
-	quit      chan struct{}         // closed by Close once no Append can queue
-	committed chan struct{}         // closed when the committer has drained the queue
+	inflight  map[string]*appendReq // by identity: queued or being written
+	recent    map[string]uint64     // by identity: the index of a recent entry
+	ring      []string              // recent's keys, oldest first once full
+	ringNext  int
+	wake      chan struct{} // buffered: one pending wake-up
+	quit      chan struct{} // closed by Close once no Append can queue
+	committed chan struct{} // closed when the committer has drained the queue
+
+	// Entries durable in the write-ahead log that the tree lacks. Only the
+	// committer appends to pending and only the integrator takes from it.
+	pmu     sync.Mutex
+	tree    uint64           // the tree's size: entries Tessera integrated
+	pending []*tessera.Entry // the entries at indexes tree, tree+1, ...
+	failed  error            // set once the log can take no more entries
+	iwake   chan struct{}    // buffered: wakes the integrator
+	room    chan struct{}    // buffered: wakes a committer waiting for room
+	drain   chan struct{}    // closed after the committer: integrate the rest and stop
+	idle    chan struct{}    // closed when the integrator has stopped
 }
 
 // appendReq is one queued Append.
 type appendReq struct {
-	entry *tessera.Entry
-	done  chan appendResult // buffered: the committer never blocks on it
-}
-
-type appendResult struct {
-	index uint64
-	err   error
+	entry    *tessera.Entry
+	id       string
+	enqueued bool          // by Enqueue, and no Append has claimed it yet
+	done     chan struct{} // closed once index or err is set
+	index    uint64
+	err      error
 }
 
 // Open opens the log in cfg.Dir, creating it if needed, and starts the
@@ -181,10 +203,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		WithCheckpointSigner(cfg.Signer).
 		WithCheckpointInterval(publishEvery(cfg.CheckpointInterval)).
 		WithBatching(batchMaxSize, cfg.BatchMaxAge).
-		WithShutdownTimeout(cfg.ShutdownTimeout).
-		// In-memory only: a retry of the same bytes soon after gets the
-		// first index back instead of a second leaf.
-		WithAntispam(dedupEntries, nil)
+		WithShutdownTimeout(cfg.ShutdownTimeout)
+	// No antispam: the integrator needs Tessera to give every entry it
+	// hands over the next index (the log deduplicates before that).
 	var (
 		httpClient     *http.Client
 		witnessTimeout time.Duration
@@ -216,6 +237,18 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("couldn't open log directory: %w", err)
 	}
+	tree, err := reader.IntegratedSize(ctx)
+	if err != nil {
+		cancel()
+		_ = root.Close()
+		return nil, fmt.Errorf("couldn't read the tree's size: %w", err)
+	}
+	w, recs, held, err := openWAL(filepath.Join(cfg.Dir, walDirName), tree)
+	if err != nil {
+		cancel()
+		_ = root.Close()
+		return nil, fmt.Errorf("couldn't open log: %w", err)
+	}
 	l := &Log{
 		logger:   logger,
 		appender: appender,
@@ -224,13 +257,35 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		shutdown: shutdown,
 		cancel:   cancel,
 		root:     root,
+		wal:      w,
+		timeout:  cfg.ShutdownTimeout,
 
-		enqueued:  map[string]*appendReq{},
+		inflight:  map[string]*appendReq{},
+		recent:    map[string]uint64{},
 		wake:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		committed: make(chan struct{}),
+
+		tree:  tree,
+		iwake: make(chan struct{}, 1),
+		room:  make(chan struct{}, 1),
+		drain: make(chan struct{}),
+		idle:  make(chan struct{}),
+	}
+	for _, r := range recs {
+		l.pending = append(l.pending, tessera.NewEntry(r.data))
+	}
+	if err := l.checkIntegrated(ctx, held); err != nil {
+		cancel()
+		_ = root.Close()
+		_ = w.close()
+		return nil, fmt.Errorf("couldn't open log: %w", err)
+	}
+	if len(recs) > 0 {
+		logger.InfoContext(ctx, "integrating entries from the write-ahead log", "entries", len(recs), "tree_size", tree)
 	}
 	go l.commit(bg)
+	go l.integrate(bg)
 	if err := l.awaitFirstCheckpoint(ctx, 2*cfg.CheckpointInterval+witnessTimeout); err != nil {
 		_ = l.Close()
 		return nil, err
@@ -395,18 +450,16 @@ func parseUnverified(raw []byte) (log.Checkpoint, error) {
 }
 
 // Append adds raw as the next leaf and returns its index once it is durable
-// (see the package documentation): written, fsynced and integrated in the
-// tree, but not necessarily published; use AwaitPublished for that.
-// Concurrent Appends are batched together; their order in the log is not
-// their call order.
+// (see the package documentation): written to the write-ahead log and
+// synced, readable with Entries, but not necessarily in the tree yet nor
+// published; use AwaitPublished for that. Concurrent Appends are batched
+// together; their order in the log is not their call order.
 //
-// Appends are group-committed: while Tessera writes one batch, the entries
+// Appends are group-committed: while one batch is written, the entries
 // appended meanwhile wait in a queue, and when the write ends they are
-// handed to Tessera together as the next batch. A lone entry is written at
-// once (after Config.BatchMaxAge), and under load a batch carries everything
-// that arrived during the previous write. Tessera's own queue would instead
-// cut a batch every BatchMaxAge and line the batches up behind the running
-// write, each paying its own synchronous writes.
+// written together as the next batch. A lone entry is written at once, and
+// under load a batch carries everything that arrived during the previous
+// write.
 //
 // Appending bytes identical to an entry appended recently by this process
 // returns that entry's index instead of adding a second leaf. If ctx ends
@@ -419,16 +472,16 @@ func (l *Log) Append(ctx context.Context, raw []byte) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
 	}
-	req, err := l.queueEntry(raw, false)
-	if err != nil {
-		return 0, err
+	req, index, err := l.queueEntry(raw, false)
+	if err != nil || req == nil {
+		return index, err
 	}
 	select {
-	case r := <-req.done:
-		if r.err != nil {
-			return 0, fmt.Errorf("couldn't append entry: %w", r.err)
+	case <-req.done:
+		if req.err != nil {
+			return 0, fmt.Errorf("couldn't append entry: %w", req.err)
 		}
-		return r.index, nil
+		return req.index, nil
 	case <-ctx.Done():
 		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
 	}
@@ -445,48 +498,58 @@ func (l *Log) Enqueue(raw []byte) error {
 	if len(raw) > MaxEntrySize {
 		return fmt.Errorf("couldn't enqueue entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
 	}
-	_, err := l.queueEntry(raw, true)
+	_, _, err := l.queueEntry(raw, true)
 	return err
 }
 
-// queueEntry queues raw for the committer, or, unless enqueue, claims the
-// request that Enqueue queued for the same bytes.
-func (l *Log) queueEntry(raw []byte, enqueue bool) (*appendReq, error) {
-	// Tessera keeps the slice until the batch is written, which may outlive
-	// this call. The entry's hashes are computed here, outside the
-	// committer.
+// queueEntry queues raw for the committer and returns its request, or,
+// when the same bytes are queued already, that request (claiming it if
+// Enqueue queued it), or, when they were appended recently, their index and
+// no request.
+func (l *Log) queueEntry(raw []byte, enqueue bool) (*appendReq, uint64, error) {
+	// The entry's hashes are computed here, outside the committer.
 	e := tessera.NewEntry(bytes.Clone(raw))
 	id := string(e.Identity())
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	l.qmu.Lock()
-	if req, ok := l.enqueued[id]; ok {
-		if enqueue {
-			l.qmu.Unlock()
-			return nil, errors.New("couldn't enqueue entry: it is enqueued already")
+	if req, ok := l.inflight[id]; ok {
+		if req.enqueued {
+			if enqueue {
+				l.qmu.Unlock()
+				return nil, 0, errors.New("couldn't enqueue entry: it is enqueued already")
+			}
+			req.enqueued = false
 		}
-		delete(l.enqueued, id)
 		l.qmu.Unlock()
-		return req, nil
+		return req, 0, nil
 	}
-	req := &appendReq{entry: e, done: make(chan appendResult, 1)}
+	if index, ok := l.recent[id]; ok {
+		l.qmu.Unlock()
+		return nil, index, nil
+	}
+	req := &appendReq{entry: e, id: id, enqueued: enqueue, done: make(chan struct{})}
 	l.queue = append(l.queue, req)
-	if enqueue {
-		l.enqueued[id] = req
-	}
+	l.inflight[id] = req
 	l.qmu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-	return req, nil
+	signal(l.wake)
+	return req, 0, nil
 }
 
-// commit hands the queued entries to Tessera, one batch at a time, until
-// Close; then it writes what is still queued and returns.
+// signal wakes the receiver of c, a channel of capacity one, without
+// waiting.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// commit writes the queued entries to the write-ahead log, one batch at a
+// time, until Close; then it writes what is still queued and returns.
 func (l *Log) commit(ctx context.Context) {
 	defer close(l.committed)
 	inflight := 0 // entries written by the last write plus those queued meanwhile
@@ -526,7 +589,7 @@ const maxLinger = 2 * time.Millisecond
 // turns, each write carrying half of them and each append waiting for two
 // writes. An idle log (want ≤ 1) does not linger.
 func (l *Log) linger(want int, max time.Duration) {
-	want = min(want, batchMaxSize)
+	want = min(want, walBatchMax)
 	if max <= 0 || l.queued() >= want {
 		return
 	}
@@ -550,11 +613,11 @@ func (l *Log) queued() int {
 	return len(l.queue)
 }
 
-// take empties the queue, at most one Tessera batch at a time.
+// take empties the queue, at most walBatchMax entries at a time.
 func (l *Log) take() []*appendReq {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
-	n := min(len(l.queue), batchMaxSize)
+	n := min(len(l.queue), walBatchMax)
 	batch := l.queue[:n:n]
 	if n == len(l.queue) {
 		l.queue = nil
@@ -564,20 +627,206 @@ func (l *Log) take() []*appendReq {
 	return batch
 }
 
-// write adds a batch to Tessera in one burst, in queue order, so that its
-// queue cuts it as one batch, and waits until every entry is durable or
-// failed. Should Tessera cut the burst (BatchMaxAge passing during it), it
-// writes the parts in order, one after the other, so an entry is still never
-// durable before one queued ahead of it.
+// write gives the entries of batch the next indexes, in queue order, writes
+// them to the write-ahead log and syncs it, hands them to the integrator
+// and answers their Appends.
 func (l *Log) write(ctx context.Context, batch []*appendReq) {
-	futures := make([]tessera.IndexFuture, len(batch))
-	for i, r := range batch {
-		futures[i] = l.appender.Add(ctx, r.entry)
+	first, err := l.awaitRoom(ctx, len(batch))
+	if err == nil {
+		recs := make([]walRecord, len(batch))
+		for i, r := range batch {
+			recs[i] = walRecord{index: first + uint64(i), data: r.entry.Data()}
+		}
+		if err = l.wal.append(recs); err != nil {
+			// What reached the disk is unknown: no entry may follow.
+			l.fail(fmt.Errorf("%w; restart the node (the write-ahead log is read back, and a torn end cut off, when it opens)", err))
+		} else {
+			l.pmu.Lock()
+			for _, r := range batch {
+				l.pending = append(l.pending, r.entry)
+			}
+			l.pmu.Unlock()
+			signal(l.iwake)
+		}
 	}
+	l.qmu.Lock()
+	for i, r := range batch {
+		if err != nil {
+			r.err = err
+		} else {
+			r.index = first + uint64(i)
+			l.remember(r.id, r.index)
+		}
+		delete(l.inflight, r.id)
+		close(r.done)
+	}
+	l.qmu.Unlock()
+}
+
+// remember notes the index of an entry for deduplication, forgetting the
+// oldest once dedupEntries are noted. Callers hold qmu.
+func (l *Log) remember(id string, index uint64) {
+	if len(l.ring) < dedupEntries {
+		l.ring = append(l.ring, id)
+	} else {
+		delete(l.recent, l.ring[l.ringNext])
+		l.ring[l.ringNext] = id
+		l.ringNext = (l.ringNext + 1) % dedupEntries
+	}
+	l.recent[id] = index
+}
+
+// awaitRoom waits until the tree lags the write-ahead log by fewer than
+// maxPending entries (or by none, for a batch larger than that), and returns
+// the index the next entry written gets.
+func (l *Log) awaitRoom(ctx context.Context, n int) (uint64, error) {
+	for {
+		l.pmu.Lock()
+		next, pending, err := l.tree+uint64(len(l.pending)), len(l.pending), l.failed
+		l.pmu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		if pending == 0 || pending+n <= maxPending {
+			return next, nil
+		}
+		select {
+		case <-l.room:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("log stopped: %w", ctx.Err())
+		}
+	}
+}
+
+// fail stops the log taking entries, for good: appends return err.
+func (l *Log) fail(err error) {
+	l.pmu.Lock()
+	first := l.failed == nil
+	if first {
+		l.failed = err
+	}
+	l.pmu.Unlock()
+	if first {
+		l.logger.Error("the log takes no more entries", "err", err)
+	}
+	signal(l.room)
+}
+
+// errMisplaced means Tessera put an entry at an index other than the one
+// the write-ahead log gave it.
+var errMisplaced = errors.New("the tree and the write-ahead log disagree")
+
+// integrate hands the entries of the write-ahead log to Tessera, at most a
+// Tessera batch at a time, in order, until Close has drained the committer
+// and nothing is left (or the log fails, or ctx ends). Once Tessera has
+// integrated them, Entries reads them from the tree and the write-ahead log
+// segments that hold only such entries are deleted.
+func (l *Log) integrate(ctx context.Context) {
+	defer close(l.idle)
+	retry := time.Duration(0)
+	for {
+		l.pmu.Lock()
+		tree, batch, failed := l.tree, l.pending[:min(len(l.pending), batchMaxSize)], l.failed
+		l.pmu.Unlock()
+		if failed != nil && errors.Is(failed, errMisplaced) {
+			return
+		}
+		if len(batch) == 0 {
+			select {
+			case <-l.iwake:
+				continue
+			case <-l.drain:
+				l.pmu.Lock()
+				left := len(l.pending)
+				l.pmu.Unlock()
+				if left == 0 {
+					return
+				}
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		n, err := l.toTree(ctx, tree, batch)
+		if n > 0 {
+			l.pmu.Lock()
+			l.tree += uint64(n)
+			if l.pending = l.pending[n:]; len(l.pending) == 0 {
+				l.pending = nil
+			}
+			tree = l.tree
+			l.pmu.Unlock()
+			signal(l.room)
+			if err := l.wal.release(tree); err != nil {
+				l.logger.Warn("couldn't delete integrated write-ahead log segments; retrying later", "err", err)
+			}
+			retry = 0
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errMisplaced) {
+			l.fail(err)
+			return
+		}
+		retry = min(max(2*retry, 50*time.Millisecond), 5*time.Second)
+		l.logger.Warn("couldn't integrate entries into the tree; retrying", "tree_size", tree, "retry_in", retry, "err", err)
+		select {
+		case <-time.After(retry):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// toTree hands batch, the entries from index tree on, to Tessera and
+// waits for them. It returns how many of them, from the first, Tessera
+// integrated at the index the write-ahead log gave them. Tessera cuts a
+// batch that takes longer than Config.BatchMaxAge to hand over, and writes
+// the parts in order; should one part fail and a later one succeed, the
+// later entries land at indexes that belong to others: errMisplaced.
+func (l *Log) toTree(ctx context.Context, tree uint64, batch []*tessera.Entry) (int, error) {
+	futures := make([]tessera.IndexFuture, len(batch))
+	for i, e := range batch {
+		futures[i] = l.appender.Add(ctx, e)
+	}
+	ok := 0
+	var firstErr error
 	for i, f := range futures {
 		idx, err := f()
-		batch[i].done <- appendResult{index: idx.Index, err: err}
+		switch {
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		case idx.Index != tree+uint64(i) || idx.IsDup:
+			return ok, fmt.Errorf("%w: Tessera integrated the entry of index %d at index %d (duplicate %v); the node must stop and its log be examined", errMisplaced, tree+uint64(i), idx.Index, idx.IsDup)
+		case firstErr == nil:
+			ok++
+		default:
+			return ok, fmt.Errorf("%w: Tessera integrated the entry of index %d after failing an earlier one (%v)", errMisplaced, idx.Index, firstErr)
+		}
 	}
+	return ok, firstErr
+}
+
+// checkIntegrated checks that the tree holds, at their indexes, the entries
+// the write-ahead log still holds below the tree's size. It is only not so
+// if Tessera misplaced entries (see toTree) before the last stop.
+func (l *Log) checkIntegrated(ctx context.Context, held []walDigest) error {
+	if len(held) == 0 {
+		return nil
+	}
+	raws, err := l.treeEntries(ctx, held[0].index, len(held), l.tree)
+	if err != nil {
+		return fmt.Errorf("couldn't compare the tree with the write-ahead log: %w", err)
+	}
+	for i, d := range held {
+		if i >= len(raws) || sha256.Sum256(raws[i]) != d.sum {
+			return fmt.Errorf("%w: the tree's entry at index %d is not the one the write-ahead log holds; the log must be examined", errMisplaced, d.index)
+		}
+	}
+	return nil
 }
 
 // AwaitPublished waits until a published checkpoint covers index, that is
@@ -624,30 +873,52 @@ func (l *Log) Size(ctx context.Context) (uint64, error) {
 	return cp.Size, nil
 }
 
-// IntegratedSize returns the number of durable entries, all of which are in
-// the tree. It is at least Size and is what the state store reconciles to;
-// entries beyond Size are not yet committed to by a published checkpoint.
-func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
-	size, err := l.reader.IntegratedSize(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("couldn't read integrated size: %w", err)
-	}
-	return size, nil
+// IntegratedSize returns the number of durable entries: every index
+// Append returned is below it, and Entries reads them all. It is at least
+// Size and is what the state store reconciles to; entries beyond Size are
+// not yet committed to by a published checkpoint, and the newest of them
+// may not be in the tree yet (see TreeSize).
+func (l *Log) IntegratedSize(context.Context) (uint64, error) {
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	return l.tree + uint64(len(l.pending)), nil
 }
 
-// Entries returns up to count leaves starting at index start, read from the
-// entry bundles: fewer if the log (its integrated size) ends first, none if
-// start is at or beyond its end. The caller bounds count.
+// TreeSize returns the size of the Merkle tree: the entries Tessera has
+// integrated, over which proofs can be built and checkpoints published.
+func (l *Log) TreeSize() uint64 {
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	return l.tree
+}
+
+// Entries returns up to count leaves starting at index start: fewer if the
+// log (its durable entries) ends first, none if start is at or beyond its
+// end. The caller bounds count.
 func (l *Log) Entries(ctx context.Context, start uint64, count int) ([][]byte, error) {
 	if count < 0 {
 		return nil, fmt.Errorf("couldn't read entries: negative count %d", count)
 	}
-	size, err := l.IntegratedSize(ctx)
+	l.pmu.Lock()
+	tree, pending := l.tree, l.pending
+	l.pmu.Unlock()
+	// pending is not changed in place: the integrator reslices it and the
+	// committer only appends past its end.
+	out, err := l.treeEntries(ctx, start, count, tree)
 	if err != nil {
 		return nil, err
 	}
+	for i := max(start, tree); len(out) < count && i < tree+uint64(len(pending)); i++ {
+		out = append(out, pending[i-tree].Data())
+	}
+	return out, nil
+}
+
+// treeEntries reads up to count leaves starting at index start from the
+// entry bundles of a tree of size tree.
+func (l *Log) treeEntries(ctx context.Context, start uint64, count int, tree uint64) ([][]byte, error) {
 	var out [][]byte
-	for ri := range layout.Range(start, uint64(count), size) {
+	for ri := range layout.Range(start, uint64(count), tree) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("couldn't read entries: %w", err)
 		}
@@ -663,7 +934,7 @@ func (l *Log) Entries(ctx context.Context, start uint64, count int) ([][]byte, e
 			return nil, fmt.Errorf("couldn't read entries: bundle %d holds %d entries, want at least %d", ri.Index, len(b.Entries), ri.First+ri.N)
 		}
 		if out == nil {
-			out = make([][]byte, 0, min(uint64(count), size-start))
+			out = make([][]byte, 0, count)
 		}
 		out = append(out, b.Entries[ri.First:ri.First+ri.N]...)
 	}
@@ -710,13 +981,9 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 	return p, nil
 }
 
-func (l *Log) checkTreeSize(ctx context.Context, treeSize uint64) error {
-	size, err := l.IntegratedSize(ctx)
-	if err != nil {
-		return err
-	}
-	if treeSize > size {
-		return fmt.Errorf("tree size %d is beyond the log size %d", treeSize, size)
+func (l *Log) checkTreeSize(_ context.Context, treeSize uint64) error {
+	if size := l.TreeSize(); treeSize > size {
+		return fmt.Errorf("tree size %d is beyond the tree's size %d", treeSize, size)
 	}
 	return nil
 }
@@ -736,14 +1003,35 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 
-	// Write what is queued; no Append can queue any more.
+	// Write what is queued; no Append can queue any more. Then let the
+	// integrator hand the rest to Tessera: what it has not when the time
+	// is up stays in the write-ahead log, for the next Open.
 	close(l.quit)
 	<-l.committed
+	close(l.drain)
+	t := time.NewTimer(l.timeout)
+	select {
+	case <-l.idle:
+	case <-t.C:
+		l.logger.Warn("closing with entries not yet in the tree; they are in the write-ahead log and are integrated when the log opens again", "tree_size", l.TreeSize())
+	}
+	t.Stop()
 	err := l.shutdown(context.Background())
 	l.cancel()
+	// A Tessera that stopped with entries queued never answers for them:
+	// do not wait long for an integrator stuck there.
+	t = time.NewTimer(time.Second)
+	select {
+	case <-l.idle:
+	case <-t.C:
+	}
+	t.Stop()
 	if err != nil {
 		err = fmt.Errorf("couldn't publish a checkpoint covering every entry before closing: %w", err)
 		l.logger.Warn("closed log without a final checkpoint", "err", err)
+	}
+	if werr := l.wal.close(); werr != nil {
+		err = errors.Join(err, werr)
 	}
 	if cerr := l.root.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("couldn't close log directory: %w", cerr))
