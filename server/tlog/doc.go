@@ -15,7 +15,7 @@
 //
 // A second task, the integrator, hands the durable entries to Tessera's
 // POSIX driver in order, a batch of at most 256 at a time (one entry
-// bundle). Tessera writes each batch in a single critical section that (1)
+// bundle), letting a partial batch gather for 10 ms first. Tessera writes each batch in a single critical section that (1)
 // writes the entry bundle files, (2) integrates the leaves into the Merkle
 // tree and writes the tiles, and (3) writes the private tree state (size and
 // root), every file to a temporary file opened with O_SYNC, renamed into

@@ -712,6 +712,21 @@ func (l *Log) fail(err error) {
 	signal(l.room)
 }
 
+// integrateGather is how long the integrator lets a partial batch gather
+// before it hands it to Tessera. It delays publication by as much, and
+// spares Tessera's fixed per-batch cost under load.
+const integrateGather = 10 * time.Millisecond
+
+// closed reports whether c is closed.
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // errMisplaced means Tessera put an entry at an index other than the one
 // the write-ahead log gave it.
 var errMisplaced = errors.New("the tree and the write-ahead log disagree")
@@ -724,6 +739,15 @@ var errMisplaced = errors.New("the tree and the write-ahead log disagree")
 func (l *Log) integrate(ctx context.Context) {
 	defer close(l.idle)
 	retry := time.Duration(0)
+	var (
+		gather   *time.Timer // running while a partial batch gathers
+		gathered bool        // it has gathered long enough
+	)
+	defer func() {
+		if gather != nil {
+			gather.Stop()
+		}
+	}()
 	for {
 		l.pmu.Lock()
 		tree, batch, failed := l.tree, l.pending[:min(len(l.pending), batchMaxSize)], l.failed
@@ -731,6 +755,27 @@ func (l *Log) integrate(ctx context.Context) {
 		if failed != nil && errors.Is(failed, errMisplaced) {
 			return
 		}
+		if n := len(batch); n > 0 && n < batchMaxSize && !gathered && !closed(l.drain) {
+			// Tessera's cost is per batch (about six synced file
+			// replacements): let a partial batch gather for a moment.
+			if gather == nil {
+				gather = time.NewTimer(integrateGather)
+			}
+			select {
+			case <-gather.C:
+				gather, gathered = nil, true
+			case <-l.iwake:
+			case <-l.drain:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if gather != nil {
+			gather.Stop()
+			gather = nil
+		}
+		gathered = false
 		if len(batch) == 0 {
 			select {
 			case <-l.iwake:
