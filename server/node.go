@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +16,11 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
 	"github.com/transparency-dev/tessera/api/layout"
 	"google.golang.org/grpc/health"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/agreement"
@@ -420,7 +425,10 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	n.exch.accepted(entry, adm.res.Parsed)
 	// Debug, even for the party's own statements: a line per entry cost
 	// about 6 % of the node's CPU under load. The log itself is the record.
-	n.log.DebugContext(ctx, "accepted entry", "sender", sender, "seq", seq, "index", index, "source", adm.source)
+	// (Checked first: boxing the arguments allocates even when disabled.)
+	if n.log.Enabled(ctx, slog.LevelDebug) {
+		n.log.DebugContext(ctx, "accepted entry", "sender", sender, "seq", seq, "index", index, "source", adm.source)
+	}
 	return accepted{entry: entry}, nil
 }
 
@@ -445,10 +453,16 @@ func (n *Node) keepEquivocation(eq *verifier.EquivocationError, source string) {
 
 // submit signs body as this party's next entry and accepts it. Signing
 // happens under n.mu so that two submissions never sign one seq: this node
-// must never equivocate, even by accident.
+// must never equivocate, even by accident. Everything that does not depend
+// on the seq (encoding the body and checking that the encoding is
+// canonical) happens before, outside the lock.
 //
 // A body submitted by an operator, signed in process with an Ed25519 key,
 // is admitted without running the verifier over the envelope just made:
+//   - it is not parsed again: the node built the envelope and the
+//     statement it carries, and signStatement checks what envelope.Parse
+//     would (size, canonical encoding; see canonicalBody) and gives the
+//     same Parsed (TestSignStatementMatchesEnvelope);
 //   - its signature is not verified again: Ed25519 signing is
 //     deterministic (RFC 8032) and done here by crypto/ed25519 with the
 //     private key whose public key New found among the party's keys in the
@@ -456,10 +470,11 @@ func (n *Node) keepEquivocation(eq *verifier.EquivocationError, source string) {
 //     check cost more CPU than the signing. Other signers (a KMS, or an
 //     ECDSA key) are remote or randomised, and their entries go through
 //     the full check, as the node's own receipts do;
-//   - its body is not validated again: the protovalidate interceptor has
-//     validated the SubmitRequest carrying it against the same schema, and
-//     no rule of the schema depends on the time (TestSubmittedBodyRules),
-//     so the verifier's validation as of issued_at gives the same verdict;
+//   - its body is not validated again: the validation interceptor has
+//     checked the SubmitRequest carrying it with verifier.ValidateBody,
+//     which is held equal to the schema, and no rule of the schema depends
+//     on the time (TestSubmittedBodyRules), so the verifier's validation
+//     as of issued_at gives the same verdict;
 //   - its header is the one built here: this agreement, this party, the
 //     next seq chained to the head.
 //
@@ -467,30 +482,32 @@ func (n *Node) keepEquivocation(eq *verifier.EquivocationError, source string) {
 func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error) {
 	_, inProcess := n.cfg.Signer.(*signature.ED25519Signer)
 	trusted := inProcess && body.GetReceipt() == nil
+	body, bodyRaw, err := canonicalBody(body)
+	if err != nil {
+		n.metrics.entryRejected(err, "submission")
+		return accepted{}, err
+	}
 	n.mu.Lock()
 	head := n.heads[n.party]
-	st := &parleyv1.Statement{
-		Header: &parleyv1.Header{
-			AgreementId: n.cfg.Agreement.Agreement.ID,
-			Sender:      n.party,
-			Seq:         head.Seq + 1,
-			IssuedAt:    timestamppb.New(n.cfg.Now().UTC()),
-		},
-		Body: body,
+	h := &parleyv1.Header{
+		AgreementId: n.cfg.Agreement.Agreement.ID,
+		Sender:      n.party,
+		Seq:         head.Seq + 1,
+		IssuedAt:    timestamppb.New(n.cfg.Now().UTC()),
 	}
 	if head.Seq > 0 {
-		st.Header.Prev = bytes.Clone(head.Digest[:])
+		h.Prev = bytes.Clone(head.Digest[:])
 	}
-	raw, err := envelope.Sign(ctx, st, n.cfg.Signer, n.keyID)
+	p, err := n.signStatement(ctx, h, body, bodyRaw)
 	if err != nil {
 		n.mu.Unlock()
 		return accepted{}, fmt.Errorf("couldn't sign the statement: %w", err)
 	}
 	var adm admission
 	if trusted {
-		adm, err = n.admitSigned(raw, st)
+		adm, err = n.admitSigned(p)
 	} else {
-		adm, err = n.admitLocked(ctx, raw, "submission")
+		adm, err = n.admitLocked(ctx, p.Raw, "submission")
 	}
 	n.mu.Unlock()
 	if err != nil {
@@ -499,10 +516,85 @@ func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error
 	return n.finish(ctx, adm)
 }
 
-// admitSigned takes the next seq of this party's feed for raw, the envelope
-// submit has just signed over st, without verifying it (see submit).
-// Callers hold n.mu.
-func (n *Node) admitSigned(raw []byte, st *parleyv1.Statement) (_ admission, err error) {
+// deterministic is the encoding of every envelope and statement
+// (envelope.Sign's); discardUnknown is envelope.Parse's decoding.
+var (
+	deterministic  = proto.MarshalOptions{Deterministic: true}
+	discardUnknown = proto.UnmarshalOptions{DiscardUnknown: true}
+)
+
+// canonicalBody returns a copy of b decoded from its deterministic
+// encoding, and that encoding, which is the body's part of the statement's
+// encoding. It refuses, as envelope.Parse would refuse the signed
+// envelope, a body whose encoding does not decode to itself: one with
+// unknown fields (from a newer client), which decoding drops.
+func canonicalBody(b *parleyv1.Body) (*parleyv1.Body, []byte, error) {
+	raw, err := deterministic.Marshal(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: couldn't encode the body: %w", envelope.ErrMalformed, err)
+	}
+	clean := new(parleyv1.Body)
+	if err := discardUnknown.Unmarshal(raw, clean); err != nil {
+		return nil, nil, fmt.Errorf("%w: couldn't decode the body: %w", envelope.ErrMalformed, err)
+	}
+	again, err := deterministic.Marshal(clean)
+	if err != nil || !bytes.Equal(again, raw) {
+		return nil, nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
+	}
+	return clean, raw, nil
+}
+
+// signStatement signs the statement of header h and body b, whose
+// canonical encoding is bodyRaw (from canonicalBody), as envelope.Sign
+// would, and returns the envelope as envelope.Parse would return it,
+// without parsing it again: the payload is the deterministic encoding of
+// the statement, and the envelope that of an Envelope built here, so both
+// are canonical. What remains of Parse's checks, the size limit and a
+// non-empty signature, is checked here. Callers hold n.mu.
+func (n *Node) signStatement(ctx context.Context, h *parleyv1.Header, b *parleyv1.Body, bodyRaw []byte) (*envelope.Parsed, error) {
+	hdr, err := deterministic.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode the header: %w", err)
+	}
+	// Statement is header (field 1) and body (field 2), both messages:
+	// exactly what proto's deterministic Marshal writes for it.
+	payload := make([]byte, 0, 2*(1+binary.MaxVarintLen64)+len(hdr)+len(bodyRaw))
+	payload = protowire.AppendTag(payload, 1, protowire.BytesType)
+	payload = protowire.AppendBytes(payload, hdr)
+	payload = protowire.AppendTag(payload, 2, protowire.BytesType)
+	payload = protowire.AppendBytes(payload, bodyRaw)
+	sig, err := n.cfg.Signer.SignMessage(bytes.NewReader(envelope.PAE(envelope.PayloadType, payload)), options.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) == 0 {
+		return nil, fmt.Errorf("%w: the signer returned an empty signature", envelope.ErrMalformed)
+	}
+	env := &parleyv1.Envelope{
+		Payload:     payload,
+		PayloadType: envelope.PayloadType,
+		Signatures:  []*parleyv1.Signature{{Sig: sig, Keyid: n.keyID}},
+	}
+	raw, err := deterministic.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode the envelope: %w", err)
+	}
+	if len(raw) > envelope.MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes, want at most %d", envelope.ErrTooLarge, len(raw), envelope.MaxSize)
+	}
+	return &envelope.Parsed{
+		Raw:           raw,
+		Digest:        sha256.Sum256(raw),
+		Envelope:      env,
+		Statement:     &parleyv1.Statement{Header: h, Body: b},
+		PayloadDigest: sha256.Sum256(payload),
+	}, nil
+}
+
+// admitSigned takes the next seq of this party's feed for p, the envelope
+// submit has just signed, without verifying it (see submit). Callers hold
+// n.mu.
+func (n *Node) admitSigned(p *envelope.Parsed) (_ admission, err error) {
 	defer func() {
 		if err != nil {
 			n.metrics.entryRejected(err, "submission")
@@ -511,14 +603,10 @@ func (n *Node) admitSigned(raw []byte, st *parleyv1.Statement) (_ admission, err
 	// The signature is not verified again, but every other verifier will
 	// check the key's validity window: past it (a rotation the operator
 	// missed), refuse rather than log an entry no one would accept.
-	issued := st.GetHeader().GetIssuedAt().AsTime()
+	issued := p.Statement.GetHeader().GetIssuedAt().AsTime()
 	if !slices.ContainsFunc(n.ownKeys, func(k *agreement.Key) bool { return k.ValidAt(issued) }) {
 		return admission{}, fmt.Errorf("%w: this node's signing key %s is outside its validity window in the agreement at %s; install the party's current key",
 			verifier.ErrKeyNotValid, n.keyID, issued.UTC().Format(time.RFC3339))
 	}
-	p, err := envelope.Parse(raw)
-	if err != nil {
-		return admission{}, fmt.Errorf("couldn't parse the signed statement: %w", err)
-	}
-	return n.take(verifier.Result{Parsed: p, Outcome: verifier.Accepted, KeyID: n.keyID}, raw, "submission")
+	return n.take(verifier.Result{Parsed: p, Outcome: verifier.Accepted, KeyID: n.keyID}, p.Raw, "submission")
 }
