@@ -15,10 +15,10 @@
 //
 // A second task, the integrator, hands the durable entries to Tessera's
 // POSIX driver in order, a batch of at most 256 at a time (one entry
-// bundle), letting a partial batch gather for 10 ms first. Tessera writes each batch in a single critical section that (1)
-// writes the entry bundle files, (2) integrates the leaves into the Merkle
-// tree and writes the tiles, and (3) writes the private tree state (size and
-// root), every file to a temporary file opened with O_SYNC, renamed into
+// bundle), letting a partial batch gather for 25 ms first. Tessera writes
+// each batch in a single critical section that (1) writes the entry bundle
+// files, (2) integrates the leaves into the Merkle tree and writes the
+// tiles, and (3) writes the private tree state (size and root), every file to a temporary file opened with O_SYNC, renamed into
 // place, with its directory fsynced: about six synced operations a batch,
 // which the write-ahead log keeps off the acknowledgement path. Tessera
 // gives each entry the next index of its tree (the log has no antispam in

@@ -715,7 +715,7 @@ func (l *Log) fail(err error) {
 // integrateGather is how long the integrator lets a partial batch gather
 // before it hands it to Tessera. It delays publication by as much, and
 // spares Tessera's fixed per-batch cost under load.
-const integrateGather = 10 * time.Millisecond
+const integrateGather = 25 * time.Millisecond
 
 // closed reports whether c is closed.
 func closed(c chan struct{}) bool {
