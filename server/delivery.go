@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,14 @@ import (
 // spares a restarted node from resending its whole feed, since the peer's
 // own answers (FeedHeads, and GAP on the stream) are authoritative and
 // duplicates are harmless.
+//
+// A peer's head is not this node's entry if its digest differs: the peer
+// holds another envelope signed with this party's key at that seq, which it
+// got from elsewhere (relayed, or sent by whoever else holds the key). It
+// sees the conflict only when this node's own envelope reaches it, and its
+// anti-entropy leaves this node's feed to this delivery, so the worker sends
+// that seq again: the peer answers EQUIVOCATION and keeps both envelopes as
+// evidence.
 
 // ownEntry is one of the node's own durable entries.
 type ownEntry struct {
@@ -116,6 +125,9 @@ type delivery struct {
 	p     *peer
 	acked uint64 // highest own seq the peer has answered for
 	saved time.Time
+	// shown is the last own seq at which the peer held another envelope
+	// and has answered for this node's since: it is not sent again.
+	shown uint64
 }
 
 // errGap ends a delivery session whose peer lacks earlier own entries; the
@@ -184,9 +196,16 @@ func (x *exchange) deliverSession(ctx context.Context, d *delivery) (bool, error
 		return false, fmt.Errorf("couldn't read %s's feed heads: %w", p.id, err)
 	}
 	x.observeHeads(p, heads)
+	var resend uint64 // own seq sent again, the peer holding another envelope
 	for _, h := range heads.GetHeads() {
-		if h.GetSender() == x.n.party {
-			d.acked = min(h.GetSeq(), x.ownHead())
+		if h.GetSender() != x.n.party {
+			continue
+		}
+		d.acked = min(h.GetSeq(), x.ownHead())
+		if s := h.GetSeq(); s == d.acked && s != d.shown {
+			if own, ok := x.held(x.n.party, s); ok && !bytes.Equal(own[:], h.GetDigest()) {
+				d.acked, resend = s-1, s
+			}
 		}
 	}
 	if _, err := x.waitOwn(ctx, d.acked+1); err != nil {
@@ -244,6 +263,9 @@ func (x *exchange) deliverSession(ctx context.Context, d *delivery) (bool, error
 		case seq = <-inflight:
 		default:
 			return progressed, fmt.Errorf("%s answered an entry that was not sent", p.id)
+		}
+		if seq == resend && resp.GetStatus() != parleyv1.DeliveryStatus_DELIVERY_STATUS_GAP {
+			d.shown = seq
 		}
 		switch resp.GetStatus() {
 		case parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED, parleyv1.DeliveryStatus_DELIVERY_STATUS_DUPLICATE:

@@ -350,6 +350,80 @@ func TestProcessEquivocationCaughtEverywhere(t *testing.T) {
 	}
 }
 
+// TestProcessEquivocationShownToAPeerHoldingTheOther checks that a node
+// whose own entry a peer holds as another envelope, signed with the party's
+// key and received elsewhere, sends the peer its own, so that the peer keeps
+// the evidence too: here charlie holds the other envelope before alpha's
+// delivery worker first asks it for its feed heads (alpha restarting with
+// its link to charlie back), and charlie dials no one, so that alpha's
+// delivery is the only way the conflict can reach it.
+func TestProcessEquivocationShownToAPeerHoldingTheOther(t *testing.T) {
+	cut := func(net *localnet.Network, party string, peers ...string) {
+		t.Helper()
+		err := net.UpdateNodeConfig(party, func(c *config.Node) {
+			c.Exchange.PeerOverrides = map[string]string{}
+			for _, p := range peers {
+				c.Exchange.PeerOverrides[p] = "127.0.0.1:1"
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := xpStart(t, func(net *localnet.Network) {
+		cut(net, "alpha", "charlie")
+		cut(net, "bravo", "charlie")
+		cut(net, "charlie", "alpha", "bravo")
+	})
+	ctx := context.Background()
+	first, second := xpSign(t, x.Network, "alpha", 100), xpSign(t, x.Network, "alpha", 200)
+	c := xpNodeClient(t, x.Network, "charlie", "alpha")
+	stream, err := c.Exchange.Deliver(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&parleyv1.DeliverRequest{Envelope: second}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || resp.GetStatus() != parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED {
+		t.Fatalf("charlie answered %v, %v; want ACCEPTED", resp, err)
+	}
+	_ = stream.CloseSend()
+	op, err := x.Operator(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = op.SubmitEnvelope(ctx, first)
+	op.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.procs["alpha"].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cut(x.Network, "alpha")
+	if err := x.procs["alpha"].Restart(ctx, x.Network); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := x.Operator(ctx, "charlie")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	want := map[string]bool{string(first): true, string(second): true}
+	xpWait(t, 30*time.Second, "charlie to hold evidence of alpha's equivocation", func() (bool, error) {
+		evs, err := ch.Evidence(ctx)
+		for _, ev := range evs {
+			eq := ev.GetEquivocation()
+			if eq.GetSender() == "alpha" && eq.GetSeq() == 1 && want[string(eq.GetFirst())] && want[string(eq.GetSecond())] && !bytes.Equal(eq.GetFirst(), eq.GetSecond()) {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("evidence %v, %v", evs, err)
+	})
+}
+
 // xpSign signs a notification as party's seq 1 with its signing key file.
 func xpSign(t *testing.T, net *localnet.Network, party string, troops uint32) []byte {
 	t.Helper()

@@ -159,7 +159,7 @@ type Log struct {
 	// committer appends to pending and only the integrator takes from it.
 	pmu     sync.Mutex
 	tree    uint64           // the tree's size: entries Tessera integrated
-	pending []*tessera.Entry // the entries at indexes tree, tree+1, ...
+	pending []pendingEntry // the entries at indexes tree, tree+1, ...
 	failed  error            // set once the log can take no more entries
 	iwake   chan struct{}    // buffered: wakes the integrator
 	room    chan struct{}    // buffered: wakes a committer waiting for room
@@ -167,8 +167,17 @@ type Log struct {
 	idle    chan struct{}    // closed when the integrator has stopped
 }
 
+// pendingEntry is an entry durable in the write-ahead log that the tree
+// lacks. Entries reads raw, never the Tessera entry, which Tessera writes
+// to while it integrates it.
+type pendingEntry struct {
+	raw   []byte
+	entry *tessera.Entry
+}
+
 // appendReq is one queued Append.
 type appendReq struct {
+	raw      []byte
 	entry    *tessera.Entry
 	id       string
 	enqueued bool          // by Enqueue, and no Append has claimed it yet
@@ -273,7 +282,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		idle:  make(chan struct{}),
 	}
 	for _, r := range recs {
-		l.pending = append(l.pending, tessera.NewEntry(r.data))
+		l.pending = append(l.pending, pendingEntry{raw: r.data, entry: tessera.NewEntry(r.data)})
 	}
 	if err := l.checkIntegrated(ctx, held); err != nil {
 		cancel()
@@ -508,7 +517,8 @@ func (l *Log) Enqueue(raw []byte) error {
 // no request.
 func (l *Log) queueEntry(raw []byte, enqueue bool) (*appendReq, uint64, error) {
 	// The entry's hashes are computed here, outside the committer.
-	e := tessera.NewEntry(bytes.Clone(raw))
+	data := bytes.Clone(raw)
+	e := tessera.NewEntry(data)
 	id := string(e.Identity())
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -531,7 +541,7 @@ func (l *Log) queueEntry(raw []byte, enqueue bool) (*appendReq, uint64, error) {
 		l.qmu.Unlock()
 		return nil, index, nil
 	}
-	req := &appendReq{entry: e, id: id, enqueued: enqueue, done: make(chan struct{})}
+	req := &appendReq{raw: data, entry: e, id: id, enqueued: enqueue, done: make(chan struct{})}
 	l.queue = append(l.queue, req)
 	l.inflight[id] = req
 	l.qmu.Unlock()
@@ -635,7 +645,7 @@ func (l *Log) write(ctx context.Context, batch []*appendReq) {
 	if err == nil {
 		recs := make([]walRecord, len(batch))
 		for i, r := range batch {
-			recs[i] = walRecord{index: first + uint64(i), data: r.entry.Data()}
+			recs[i] = walRecord{index: first + uint64(i), data: r.raw}
 		}
 		if err = l.wal.append(recs); err != nil {
 			// What reached the disk is unknown: no entry may follow.
@@ -643,7 +653,7 @@ func (l *Log) write(ctx context.Context, batch []*appendReq) {
 		} else {
 			l.pmu.Lock()
 			for _, r := range batch {
-				l.pending = append(l.pending, r.entry)
+				l.pending = append(l.pending, pendingEntry{raw: r.raw, entry: r.entry})
 			}
 			l.pmu.Unlock()
 			signal(l.iwake)
@@ -830,10 +840,10 @@ func (l *Log) integrate(ctx context.Context) {
 // batch that takes longer than Config.BatchMaxAge to hand over, and writes
 // the parts in order; should one part fail and a later one succeed, the
 // later entries land at indexes that belong to others: errMisplaced.
-func (l *Log) toTree(ctx context.Context, tree uint64, batch []*tessera.Entry) (int, error) {
+func (l *Log) toTree(ctx context.Context, tree uint64, batch []pendingEntry) (int, error) {
 	futures := make([]tessera.IndexFuture, len(batch))
 	for i, e := range batch {
-		futures[i] = l.appender.Add(ctx, e)
+		futures[i] = l.appender.Add(ctx, e.entry)
 	}
 	ok := 0
 	var firstErr error
@@ -954,7 +964,7 @@ func (l *Log) Entries(ctx context.Context, start uint64, count int) ([][]byte, e
 		return nil, err
 	}
 	for i := max(start, tree); len(out) < count && i < tree+uint64(len(pending)); i++ {
-		out = append(out, pending[i-tree].Data())
+		out = append(out, pending[i-tree].raw)
 	}
 	return out, nil
 }

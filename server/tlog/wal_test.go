@@ -381,3 +381,31 @@ func killChild(t *testing.T, dir string) {
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
 }
+
+// TestEntriesWhileIntegrating reads the log while entries are appended and
+// integrated, so that the race detector sees readers of entries not yet in
+// the tree next to Tessera integrating them.
+func TestEntriesWhileIntegrating(t *testing.T) {
+	s, _ := testKey(t)
+	l := openLog(t, testConfig(t, t.TempDir(), s))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		appendAll(t, l, leaves(0, 300))
+	}()
+	for {
+		size, _ := l.IntegratedSize(t.Context())
+		got, err := l.Entries(t.Context(), 0, int(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(len(got)) != size {
+			t.Fatalf("read %d entries of %d", len(got), size)
+		}
+		select {
+		case <-done:
+			return
+		default:
+		}
+	}
+}
