@@ -346,7 +346,7 @@ func (x *exchange) resumeSeq(ctx context.Context, peer string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	size, err := x.n.tlog.IntegratedSize(ctx)
+	size, err := x.n.tlog.DurableSize(ctx)
 	if err != nil {
 		return 0, err
 	}

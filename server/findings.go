@@ -95,7 +95,7 @@ func (n *Node) scrapeFindings() []*parleyv1.Finding {
 func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Finding, error) {
 	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
 	defer n.findingsMu.Unlock()
-	size, err := n.tlog.IntegratedSize(ctx)
+	size, err := n.tlog.DurableSize(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log size: %w", err)
 	}

@@ -34,7 +34,7 @@ type metrics struct {
 	rateLimited    *prometheus.CounterVec   // party
 	witnessLatency *prometheus.HistogramVec // witness, code
 	reloads        *prometheus.CounterVec   // result
-	logSize        *prometheus.GaugeVec     // state: integrated, published
+	logSize        *prometheus.GaugeVec     // state: durable, tree, published
 	serving        *prometheus.GaugeVec     // service
 	findingsTime   prometheus.Histogram     // one rule evaluation over the log
 
@@ -86,7 +86,7 @@ func newMetrics(n *Node) *metrics {
 		}, []string{"result"}),
 		logSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "parley_log_entries",
-			Help: "Size of the exchange log: integrated (durable) and published (covered by the latest witnessed checkpoint).",
+			Help: "Size of the exchange log: durable (acknowledged, in the write-ahead log), tree (integrated in the Merkle tree) and published (covered by the latest witnessed checkpoint).",
 		}, []string{"state"}),
 		findingsTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "parley_findings_evaluation_seconds",

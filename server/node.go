@@ -219,7 +219,7 @@ func openLog(ctx context.Context, cfg tlog.Config, logger *slog.Logger) (*tlog.L
 // reconcile brings the state store and the in-memory indexes up to the log,
 // which is the source of truth.
 func (n *Node) reconcile(ctx context.Context) error {
-	size, err := n.tlog.IntegratedSize(ctx)
+	size, err := n.tlog.DurableSize(ctx)
 	if err != nil {
 		return fmt.Errorf("couldn't read the log size: %w", err)
 	}

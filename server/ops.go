@@ -93,7 +93,7 @@ func (n *Node) monitor(ctx context.Context) {
 	)
 	for {
 		now := time.Now()
-		integrated, ierr := n.tlog.IntegratedSize(ctx)
+		durable, ierr := n.tlog.DurableSize(ctx)
 		cp, cerr := n.tlog.Checkpoint(ctx)
 		size, serr := n.tlog.Size(ctx)
 		if err := errors.Join(ierr, cerr, serr); err != nil {
@@ -106,16 +106,17 @@ func (n *Node) monitor(ctx context.Context) {
 				lastCP = cp
 				n.metrics.published.Store(now.UnixNano())
 			}
-			n.metrics.logSize.WithLabelValues("integrated").Set(float64(integrated))
+			n.metrics.logSize.WithLabelValues("durable").Set(float64(durable))
+			n.metrics.logSize.WithLabelValues("tree").Set(float64(n.tlog.TreeSize()))
 			n.metrics.logSize.WithLabelValues("published").Set(float64(size))
-			if integrated <= size || size != lastSize {
+			if durable <= size || size != lastSize {
 				lastProgress, lastSize = now, size
 			}
 			stalled := now.Sub(lastProgress) > n.cfg.WitnessUnhealthyAfter
 			if n.stalled.Swap(stalled) != stalled {
 				if stalled {
 					n.log.ErrorContext(ctx, "no witnessed checkpoint covers the log: the witness quorum is unreachable or refusing; submissions reported NOT_SERVING",
-						"unpublished", integrated-size, "since", lastProgress, "after", n.cfg.WitnessUnhealthyAfter)
+						"unpublished", durable-size, "since", lastProgress, "after", n.cfg.WitnessUnhealthyAfter)
 				} else {
 					n.log.InfoContext(ctx, "witnessed checkpoints published again", "size", size)
 				}

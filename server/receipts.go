@@ -87,7 +87,7 @@ const (
 // twice is harmless: the rules take the earliest acknowledgement.
 func (r *receipter) recover(ctx context.Context) error {
 	n := r.x.n
-	size, err := n.tlog.IntegratedSize(ctx)
+	size, err := n.tlog.DurableSize(ctx)
 	if err != nil {
 		return fmt.Errorf("couldn't read the log size: %w", err)
 	}

@@ -150,12 +150,12 @@ func (n *Node) entryBySeq(ctx context.Context, sender string, seq uint64) (*parl
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	size, err := n.tlog.IntegratedSize(ctx)
+	size, err := n.tlog.DurableSize(ctx)
 	if err != nil {
 		return nil, false, err
 	}
 	if ref.Index >= size {
-		return nil, false, nil // durable, not yet integrated
+		return nil, false, nil // indexed ahead of the log
 	}
 	raws, err := n.tlog.Entries(ctx, ref.Index, 1)
 	if err != nil {
@@ -183,9 +183,9 @@ func (s *logService) GetEntries(ctx context.Context, req *parleyv1.GetEntriesReq
 	return &parleyv1.GetEntriesResponse{Entries: entries}, nil
 }
 
-// entries reads up to count integrated entries from start.
+// entries reads up to count durable entries from start.
 func (n *Node) entries(ctx context.Context, start uint64, count int) ([]*parleyv1.LogEntry, error) {
-	size, err := n.tlog.IntegratedSize(ctx)
+	size, err := n.tlog.DurableSize(ctx)
 	if err != nil {
 		return nil, n.statusOf(ctx, err)
 	}

@@ -30,7 +30,7 @@
 // When the log opens it reads the write-ahead log back from the tree's size
 // on and integrates what the tree lacks (a crash between the two writes);
 // the entries it holds below the tree's size must be the tree's.
-// [Log.IntegratedSize] is the number of durable entries and [Log.Entries]
+// [Log.DurableSize] is the number of durable entries and [Log.Entries]
 // reads all of them, those not yet in the tree from memory (at most 16,384;
 // past that, appends wait for the integrator). Proofs and checkpoints cover
 // the tree ([Log.TreeSize]), which trails the durable entries by at most one

@@ -158,13 +158,13 @@ type Log struct {
 	// Entries durable in the write-ahead log that the tree lacks. Only the
 	// committer appends to pending and only the integrator takes from it.
 	pmu     sync.Mutex
-	tree    uint64           // the tree's size: entries Tessera integrated
+	tree    uint64         // the tree's size: entries Tessera integrated
 	pending []pendingEntry // the entries at indexes tree, tree+1, ...
-	failed  error            // set once the log can take no more entries
-	iwake   chan struct{}    // buffered: wakes the integrator
-	room    chan struct{}    // buffered: wakes a committer waiting for room
-	drain   chan struct{}    // closed after the committer: integrate the rest and stop
-	idle    chan struct{}    // closed when the integrator has stopped
+	failed  error          // set once the log can take no more entries
+	iwake   chan struct{}  // buffered: wakes the integrator
+	room    chan struct{}  // buffered: wakes a committer waiting for room
+	drain   chan struct{}  // closed after the committer: integrate the rest and stop
+	idle    chan struct{}  // closed when the integrator has stopped
 }
 
 // pendingEntry is an entry durable in the write-ahead log that the tree
@@ -299,7 +299,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		_ = l.Close()
 		return nil, err
 	}
-	size, err := l.IntegratedSize(ctx)
+	size, err := l.DurableSize(ctx)
 	if err != nil {
 		_ = l.Close()
 		return nil, err
@@ -889,7 +889,7 @@ func (l *Log) checkIntegrated(ctx context.Context, held []walDigest) error {
 // with the witnesses' cosignatures when witnessing is configured). index must
 // already be in the log, as returned by Append.
 func (l *Log) AwaitPublished(ctx context.Context, index uint64) ([]byte, error) {
-	size, err := l.IntegratedSize(ctx)
+	size, err := l.DurableSize(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -928,12 +928,12 @@ func (l *Log) Size(ctx context.Context) (uint64, error) {
 	return cp.Size, nil
 }
 
-// IntegratedSize returns the number of durable entries: every index
+// DurableSize returns the number of durable entries: every index
 // Append returned is below it, and Entries reads them all. It is at least
 // Size and is what the state store reconciles to; entries beyond Size are
 // not yet committed to by a published checkpoint, and the newest of them
 // may not be in the tree yet (see TreeSize).
-func (l *Log) IntegratedSize(context.Context) (uint64, error) {
+func (l *Log) DurableSize(context.Context) (uint64, error) {
 	l.pmu.Lock()
 	defer l.pmu.Unlock()
 	return l.tree + uint64(len(l.pending)), nil

@@ -131,9 +131,9 @@ func TestAppendAndEntries(t *testing.T) {
 			t.Fatalf("index %d was not assigned", i)
 		}
 	}
-	size, err := l.IntegratedSize(t.Context())
+	size, err := l.DurableSize(t.Context())
 	if err != nil || size != n {
-		t.Fatalf("IntegratedSize: got %d, %v, want %d", size, err, n)
+		t.Fatalf("DurableSize: got %d, %v, want %d", size, err, n)
 	}
 
 	for _, tc := range []struct {
@@ -289,7 +289,7 @@ func TestCloseDrainsAppends(t *testing.T) {
 			t.Errorf("reopened log at index %d: got %q, %v, want %q", r.idx, e, err, r.leaf)
 		}
 	}
-	size, err := l.IntegratedSize(t.Context())
+	size, err := l.DurableSize(t.Context())
 	if err != nil || size != uint64(appended) {
 		t.Errorf("reopened log size: got %d, %v, want the %d appends that returned an index", size, err, appended)
 	}

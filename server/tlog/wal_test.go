@@ -238,7 +238,7 @@ func TestLogIntegratesWALOnOpen(t *testing.T) {
 	writeWAL(t, filepath.Join(dir, walDirName), 10, 20, 3)
 
 	l = openLog(t, cfg)
-	if size, _ := l.IntegratedSize(t.Context()); size != 30 {
+	if size, _ := l.DurableSize(t.Context()); size != 30 {
 		t.Fatalf("durable size after open: %d, want 30", size)
 	}
 	got, err := l.Entries(t.Context(), 0, 30)
@@ -328,7 +328,7 @@ func TestLogSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := openLog(t, testConfig(t, dir, s))
-	size, _ := l.IntegratedSize(t.Context())
+	size, _ := l.DurableSize(t.Context())
 	got, err := l.Entries(t.Context(), 0, int(size))
 	if err != nil {
 		t.Fatal(err)
@@ -394,7 +394,7 @@ func TestEntriesWhileIntegrating(t *testing.T) {
 		appendAll(t, l, leaves(0, 300))
 	}()
 	for {
-		size, _ := l.IntegratedSize(t.Context())
+		size, _ := l.DurableSize(t.Context())
 		got, err := l.Entries(t.Context(), 0, int(size))
 		if err != nil {
 			t.Fatal(err)
