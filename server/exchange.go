@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,10 @@ const (
 	// maxClaims bounds the acknowledgements of entries not held yet that a
 	// node remembers to compare once it holds them.
 	maxClaims = 100000
+	// maxConflictFetches bounds the rounds in which a peer is asked for a
+	// conflicting entry it answers without (it may not have indexed it
+	// yet): after that many the node gives up on that peer's copy.
+	maxConflictFetches = 5
 	// rpcTimeout bounds unary calls to peers.
 	rpcTimeout = 10 * time.Second
 )
@@ -186,18 +191,25 @@ type exchange struct {
 	// cpMu serializes checkpoint checks.
 	cpMu sync.Mutex
 
-	// mu guards claims, fetched and pulling.
+	// mu guards claims, nclaims, fetched, pulling and notHeld.
 	mu sync.Mutex
 	// claims are acknowledgements, in peers' receipts, of entries this
 	// node did not hold yet: once it does, a different digest means the
-	// receipting peer holds a conflicting envelope.
-	claims map[feedKey]claim
-	// fetched are the conflicting entries already fetched from a peer,
-	// by peer: each is fetched once.
+	// receipting peer holds a conflicting envelope. Several peers may
+	// claim one entry; nclaims counts the claims of all entries.
+	claims  map[feedKey][]claim
+	nclaims int
+	// fetched are the conflicting entries already fetched and checked
+	// from a peer, or given up on after maxConflictFetches answers without
+	// them, by peer: each is settled once.
 	fetched map[string]map[feedKey]bool
 	// pulling are the feeds being pulled from some peer: the sync loops
 	// of other peers leave them alone meanwhile.
 	pulling map[string]bool
+
+	// notHeld, if set, is called by inspectReceipt when it finds that the
+	// node does not hold an acknowledged entry. For tests only.
+	notHeld func(sender string, seq uint64)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -221,8 +233,11 @@ type peer struct {
 	// want are entries the peer's receipts named that this node lacks.
 	want map[feedKey]bool
 	// conflicts are entries the peer holds with another digest than this
-	// node; each is fetched to obtain the signed evidence.
-	conflicts map[feedKey]bool
+	// node; each is fetched to obtain the signed evidence. The value counts
+	// the rounds in which the peer answered without the entry: the first
+	// fetch comes as soon as the sync loop wakes, the retries with the
+	// periodic rounds, until the entry is checked or maxConflictFetches.
+	conflicts map[feedKey]int
 	// seen are the peer's feed heads at the last periodic round; nil
 	// before the first.
 	seen map[string]uint64
@@ -262,7 +277,7 @@ func newExchange(n *Node) (*exchange, error) {
 		log:     n.log,
 		peers:   map[string]*peer{},
 		own:     newOwnFeed(),
-		claims:  map[feedKey]claim{},
+		claims:  map[feedKey][]claim{},
 		fetched: map[string]map[feedKey]bool{},
 		pulling: map[string]bool{},
 	}
@@ -290,7 +305,7 @@ func (x *exchange) start() error {
 		if ap.ID == x.n.party {
 			continue
 		}
-		p := &peer{id: ap.ID, addrs: ap.Endpoints, kick: make(chan struct{}, 1), want: map[feedKey]bool{}, conflicts: map[feedKey]bool{}}
+		p := &peer{id: ap.ID, addrs: ap.Endpoints, kick: make(chan struct{}, 1), want: map[feedKey]bool{}, conflicts: map[feedKey]int{}}
 		if a, ok := x.cfg.PeerAddresses[ap.ID]; ok {
 			p.addrs = []string{a}
 		}
@@ -358,11 +373,14 @@ func (x *exchange) accepted(entry *parleyv1.LogEntry, p *envelope.Parsed) {
 	}
 	key := feedKey{sender, seq}
 	x.mu.Lock()
-	c, claimed := x.claims[key]
+	claims := x.claims[key]
 	delete(x.claims, key)
+	x.nclaims -= len(claims)
 	x.mu.Unlock()
-	if claimed && c.digest != p.Digest {
-		x.conflict(c.by, sender, seq)
+	for _, c := range claims {
+		if c.digest != p.Digest {
+			x.conflict(c.by, sender, seq)
+		}
 	}
 	if sender == x.n.party {
 		return
@@ -378,32 +396,58 @@ func (x *exchange) accepted(entry *parleyv1.LogEntry, p *envelope.Parsed) {
 // inspectReceipt compares what peer's receipt acknowledges with what this
 // node holds: a different digest means peer holds an envelope that conflicts
 // with this node's, an entry not held yet is pulled from peer soon.
+//
+// The claim on an entry is recorded before the node looks for the entry,
+// and withdrawn if it is found: accepted, which takes the claim of an
+// entry once it is durable, may run at any moment in between, and then
+// either finds the claim or the entry is found here (pending from the
+// moment its seq is taken, before accepted runs). Looking first would lose
+// the claim of an entry accepted between the look and the record.
 func (x *exchange) inspectReceipt(author string, r *parleyv1.Receipt) {
 	for _, a := range r.GetAcks() {
 		sender, seq := a.GetSender(), a.GetSeq()
 		if sender == author || len(a.GetDigest()) != 32 {
 			continue
 		}
-		var d [32]byte
-		copy(d[:], a.GetDigest())
+		k := feedKey{sender, seq}
+		c := claim{by: author}
+		copy(c.digest[:], a.GetDigest())
+		x.mu.Lock()
+		if x.nclaims < maxClaims && !slices.Contains(x.claims[k], c) {
+			x.claims[k] = append(x.claims[k], c)
+			x.nclaims++
+		}
+		notHeld := x.notHeld
+		x.mu.Unlock()
 		held, ok := x.held(sender, seq)
-		switch {
-		case ok && held != d:
-			x.conflict(author, sender, seq)
-		case !ok:
-			x.mu.Lock()
-			if len(x.claims) < maxClaims {
-				x.claims[feedKey{sender, seq}] = claim{digest: d, by: author}
+		if !ok {
+			if notHeld != nil {
+				notHeld(sender, seq)
 			}
-			x.mu.Unlock()
 			if sender != x.n.party {
 				if p := x.peers[author]; p != nil {
 					p.mu.Lock()
-					p.want[feedKey{sender, seq}] = true
+					p.want[k] = true
 					p.mu.Unlock()
 					p.wake()
 				}
 			}
+			continue
+		}
+		// Held: compare here, and withdraw the claim unless accepted has
+		// taken it meanwhile (it then compared it too, which is harmless).
+		x.mu.Lock()
+		if cs := x.claims[k]; slices.Contains(cs, c) {
+			if cs = slices.DeleteFunc(cs, func(o claim) bool { return o == c }); len(cs) == 0 {
+				delete(x.claims, k)
+			} else {
+				x.claims[k] = cs
+			}
+			x.nclaims--
+		}
+		x.mu.Unlock()
+		if held != c.digest {
+			x.conflict(author, sender, seq)
 		}
 	}
 }
@@ -440,10 +484,16 @@ func (x *exchange) conflict(peerID, sender string, seq uint64) {
 		x.log.Warn("a party holds a conflicting entry but its node cannot be dialled", "peer", peerID, "sender", sender, "seq", seq)
 		return
 	}
-	x.log.Warn("peer holds a different entry; fetching it as evidence", "peer", peerID, "sender", sender, "seq", seq)
 	p.mu.Lock()
-	p.conflicts[k] = true
+	_, pending := p.conflicts[k]
+	if !pending {
+		p.conflicts[k] = 0
+	}
 	p.mu.Unlock()
+	if pending {
+		return
+	}
+	x.log.Warn("peer holds a different entry; fetching it as evidence", "peer", peerID, "sender", sender, "seq", seq)
 	p.wake()
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -17,4 +18,40 @@ func (n *Node) ObserveCheckpoint(ctx context.Context, party string, raw []byte, 
 func (n *Node) Evidence(ctx context.Context) ([]*parleyv1.Evidence, error) {
 	resp, err := (&subscriptionService{n: n}).ListEvidence(ctx, &parleyv1.ListEvidenceRequest{})
 	return resp.GetEvidence(), err
+}
+
+// MaxConflictFetches is how many answers without a conflicting entry a
+// node takes from a peer before it gives up on that peer's copy.
+const MaxConflictFetches = maxConflictFetches
+
+// OnReceiptNotHeld makes f run each time the node, checking a peer's
+// receipt, finds that it does not hold an acknowledged entry: a test can
+// accept the entry at that very moment.
+func (n *Node) OnReceiptNotHeld(f func(sender string, seq uint64)) {
+	n.exch.mu.Lock()
+	defer n.exch.mu.Unlock()
+	n.exch.notHeld = f
+}
+
+// ConflictPending reports whether the node is yet to fetch from peer its
+// entry (sender, seq), found to conflict with the node's own.
+func (n *Node) ConflictPending(peer, sender string, seq uint64) bool {
+	p := n.exch.peers[peer]
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.conflicts[feedKey{sender, seq}]
+	return ok
+}
+
+// SyncRound runs one periodic anti-entropy round with peer, as the sync
+// loop does every SyncInterval.
+func (n *Node) SyncRound(ctx context.Context, peer string) error {
+	p := n.exch.peers[peer]
+	if p == nil {
+		return fmt.Errorf("node %s does not dial %s", n.party, peer)
+	}
+	return n.exch.syncOnce(ctx, p, true)
 }

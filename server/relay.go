@@ -66,14 +66,21 @@ func (x *exchange) syncLoop(ctx context.Context, p *peer) {
 }
 
 // stillWanted drops from p's wanted entries those the node holds by now,
-// and reports whether anything remains to fetch from p.
+// and reports whether anything remains to fetch from p at once: a wanted
+// entry, or a conflicting one not asked for yet (the others wait for the
+// periodic round).
 func (x *exchange) stillWanted(p *peer) bool {
 	p.mu.Lock()
 	want := make([]feedKey, 0, len(p.want))
 	for k := range p.want {
 		want = append(want, k)
 	}
-	conflicts := len(p.conflicts)
+	conflicts := 0
+	for _, tries := range p.conflicts {
+		if tries == 0 {
+			conflicts++
+		}
+	}
 	p.mu.Unlock()
 	remaining := false
 	for _, k := range want {
@@ -93,22 +100,7 @@ func (x *exchange) stillWanted(p *peer) bool {
 // round, those in which p was ahead a round ago already, and in any round
 // those of which p's receipts named entries this node lacks.
 func (x *exchange) syncOnce(ctx context.Context, p *peer, periodic bool) error {
-	p.mu.Lock()
-	conflicts := make([]feedKey, 0, len(p.conflicts))
-	for k := range p.conflicts {
-		conflicts = append(conflicts, k)
-	}
-	p.mu.Unlock()
-	for _, k := range conflicts {
-		if err := x.fetchConflict(ctx, p, k); err != nil {
-			x.log.Debug("couldn't fetch a conflicting entry; retrying next round", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
-			continue
-		}
-		x.fetchedFrom(p.id, k)
-		p.mu.Lock()
-		delete(p.conflicts, k)
-		p.mu.Unlock()
-	}
+	x.fetchConflicts(ctx, p, periodic)
 
 	hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	heads, err := p.exchangeClient().FeedHeads(hctx, &parleyv1.FeedHeadsRequest{})
@@ -240,29 +232,80 @@ func (x *exchange) pullRound(ctx context.Context, p *peer, sender string, from u
 	return len(raws), nil
 }
 
+// fetchConflicts fetches the conflicting entries p was found to hold: in a
+// periodic round all of them, in another only those not asked for yet. An
+// entry is settled once it has been checked; one that p answered without
+// is asked for again in the next periodic rounds, up to
+// maxConflictFetches times in all. A failed call is retried without limit,
+// like the rest of the round.
+func (x *exchange) fetchConflicts(ctx context.Context, p *peer, periodic bool) {
+	p.mu.Lock()
+	conflicts := make(map[feedKey]int, len(p.conflicts))
+	for k, tries := range p.conflicts {
+		if periodic || tries == 0 {
+			conflicts[k] = tries
+		}
+	}
+	p.mu.Unlock()
+	for k, tries := range conflicts {
+		checked, err := x.fetchConflict(ctx, p, k)
+		if err != nil {
+			x.log.Debug("couldn't fetch a conflicting entry; retrying next round", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
+			continue
+		}
+		if !checked {
+			tries++
+			if tries < maxConflictFetches {
+				x.log.Debug("peer sent no conflicting entry; retrying next round", "peer", p.id, "sender", k.sender, "seq", k.seq, "tries", tries)
+				p.mu.Lock()
+				p.conflicts[k] = tries
+				p.mu.Unlock()
+				continue
+			}
+			x.log.Warn("peer never sent the conflicting entry it holds; giving up on it", "peer", p.id, "sender", k.sender, "seq", k.seq, "tries", tries)
+		}
+		x.fetchedFrom(p.id, k)
+		p.mu.Lock()
+		delete(p.conflicts, k)
+		p.mu.Unlock()
+	}
+}
+
 // fetchConflict fetches p's entry k, which differs from the one this node
-// holds, and checks it: the verifier turns a real conflict into evidence.
-func (x *exchange) fetchConflict(ctx context.Context, p *peer, k feedKey) error {
+// holds, and checks it: the verifier turns a real conflict into evidence,
+// which the node keeps. It reports whether the entry was checked: kept as
+// evidence, found to repeat this node's statement, or refused as invalid.
+// It reports false when p sent nothing (it may not have indexed the entry
+// yet) or the node could not check what p sent (its own copy unreadable
+// for now): both are worth another try. An error means the call failed.
+func (x *exchange) fetchConflict(ctx context.Context, p *peer, k feedKey) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	stream, err := p.exchangeClient().PullFeed(ctx, &parleyv1.PullFeedRequest{Sender: k.sender, FromSeq: k.seq, Limit: 1})
 	if err != nil {
-		return fmt.Errorf("couldn't fetch %s/%d from %s: %w", k.sender, k.seq, p.id, err)
+		return false, fmt.Errorf("couldn't fetch %s/%d from %s: %w", k.sender, k.seq, p.id, err)
 	}
 	resp, err := stream.Recv()
 	if errors.Is(err, io.EOF) {
-		return nil // p no longer serves it (or has not integrated it yet)
+		return false, nil // p does not serve it (or has not indexed it yet)
 	}
 	if err != nil {
-		return fmt.Errorf("couldn't fetch %s/%d from %s: %w", k.sender, k.seq, p.id, err)
+		return false, fmt.Errorf("couldn't fetch %s/%d from %s: %w", k.sender, k.seq, p.id, err)
 	}
 	x.stats.pulled.Add(1)
 	// An equivocation is kept and reported as the entry is checked.
 	_, err = x.n.accept(ctx, resp.GetEntry().GetEnvelope(), "relay:"+p.id)
-	if err != nil && !errors.Is(err, verifier.ErrEquivocation) {
-		x.log.Warn("conflicting entry fetched from peer does not verify", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
+	switch {
+	case err == nil, errors.Is(err, verifier.ErrEquivocation):
+		return true, nil
+	case ctx.Err() != nil:
+		return false, fmt.Errorf("couldn't check %s/%d fetched from %s: %w", k.sender, k.seq, p.id, err)
+	case errors.Is(err, verifier.ErrMissingHistory):
+		x.log.Debug("couldn't check a conflicting entry fetched from peer", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
+		return false, nil
 	}
-	return nil
+	x.log.Warn("conflicting entry fetched from peer does not verify", "peer", p.id, "sender", k.sender, "seq", k.seq, "err", err)
+	return true, nil
 }
 
 // acceptAll verifies raws, in order, like accept, and logs those it admits
