@@ -82,8 +82,12 @@ var unmarshal = proto.UnmarshalOptions{DiscardUnknown: true}
 // where LEN is the length in bytes as an ASCII decimal number. Signatures
 // are made over these bytes.
 func PAE(payloadType string, payload []byte) []byte {
+	return appendPAE(make([]byte, 0, len("DSSEv1 ")+2*20+3+len(payloadType)+len(payload)), payloadType, payload)
+}
+
+// appendPAE appends PAE(payloadType, payload) to b.
+func appendPAE(b []byte, payloadType string, payload []byte) []byte {
 	const prefix = "DSSEv1 "
-	b := make([]byte, 0, len(prefix)+2*20+3+len(payloadType)+len(payload))
 	b = append(b, prefix...)
 	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
 	b = append(b, ' ')
@@ -210,30 +214,6 @@ func Parse(raw []byte) (*Parsed, error) {
 	}, nil
 }
 
-// canonical reports whether raw is the deterministic encoding of m. It
-// computes m's size first (a mismatch is the cheap, common failure) and then
-// marshals with the cached sizes into a pooled buffer.
-func canonical(m proto.Message, raw []byte) bool {
-	if marshal.Size(m) != len(raw) {
-		return false
-	}
-	bp := bufPool.Get().(*[]byte)
-	b, err := marshalCached.MarshalAppend((*bp)[:0], m)
-	ok := err == nil && bytes.Equal(b, raw)
-	if cap(b) <= MaxSize {
-		*bp = b[:0]
-		bufPool.Put(bp)
-	}
-	return ok
-}
-
-// marshalCached is marshal reusing the sizes that a preceding Size call
-// cached in the message.
-var marshalCached = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
-
-// bufPool holds buffers for canonical's re-encoding.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // VerifySignature checks that at least one signature of p whose key id is a
 // key of verifiers verifies over PAE of the exact payload bytes, and returns
 // that key id. Signatures by other keys are ignored.
@@ -253,7 +233,14 @@ func VerifySignature(p *Parsed, verifiers map[string]signature.Verifier) (keyID 
 			continue
 		}
 		if pae == nil {
-			pae = PAE(p.Envelope.PayloadType, p.Envelope.Payload)
+			bp := paePool.Get().(*[]byte)
+			pae = appendPAE((*bp)[:0], p.Envelope.PayloadType, p.Envelope.Payload)
+			defer func() {
+				if cap(pae) <= MaxSize+1024 {
+					*bp = pae[:0]
+					paePool.Put(bp)
+				}
+			}()
 		}
 		if err := verify(v, s.Sig, pae); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", s.Keyid, err))
@@ -270,6 +257,10 @@ func VerifySignature(p *Parsed, verifiers map[string]signature.Verifier) (keyID 
 	}
 	return "", fmt.Errorf("%w: signed by key ids [%s], want one of the %d known keys", ErrUnknownKey, strings.Join(ids, " "), len(verifiers))
 }
+
+// paePool holds the buffers VerifySignature builds PAE in. Verifiers do not
+// keep the message.
+var paePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // verify checks sig over msg with v. For sigstore's Ed25519 verifier it
 // calls ed25519.Verify directly, which is what that verifier does after

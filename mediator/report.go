@@ -380,10 +380,14 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 	skew := a.Rules.ClockSkew()
 	lead := time.Duration(a.Rules.EffectiveVD2011().LeadTimeDays) * 24 * time.Hour
 	// Earliest counterpart receipt per digest (see package rules, t_given).
-	first := map[[32]byte]time.Time{}
+	first := make(map[[32]byte]time.Time, len(accepted)/2)
 	cancelled := map[feedPos]bool{}
+	notified := 0
 	for _, res := range accepted {
 		body := res.Parsed.Statement.GetBody()
+		if body.GetNotification() != nil {
+			notified++
+		}
 		if c := body.GetCancellation(); c != nil {
 			cancelled[feedPos{res.Sender(), c.GetTargetSeq()}] = true
 		}
@@ -410,6 +414,7 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 			}
 		}
 	}
+	items := make([]TimelineItem, 0, notified)
 	for _, res := range accepted {
 		n := res.Parsed.Statement.GetBody().GetNotification()
 		if n == nil {
@@ -436,9 +441,18 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 		case late[feedPos{res.Sender(), res.Seq()}]:
 			item.Status = "late"
 		}
-		r.Timeline = append(r.Timeline, item)
+		items = append(items, item)
 	}
-	slices.SortStableFunc(r.Timeline, func(a, b TimelineItem) int { return a.Start.Compare(b.Start) })
+	// Sort positions rather than the items, which are large.
+	order := make([]int32, len(items))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int { return items[a].Start.Compare(items[b].Start) })
+	r.Timeline = slices.Grow(r.Timeline, len(items))
+	for _, i := range order {
+		r.Timeline = append(r.Timeline, items[i])
+	}
 }
 
 // findingOf converts a rule engine finding.
