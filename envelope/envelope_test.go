@@ -494,5 +494,26 @@ func FuzzParse(f *testing.F) {
 		if p.Digest != sha256.Sum256(raw) {
 			t.Fatalf("got digest %x, want SHA-256 of the input", p.Digest)
 		}
+		h, ok := envelope.PeekHeader(raw)
+		ph := p.Statement.GetHeader()
+		if !ok || h.Sender != ph.GetSender() || h.Seq != ph.GetSeq() || !bytes.Equal(h.Prev, ph.GetPrev()) {
+			t.Fatalf("PeekHeader: got %+v, %v; Parse read sender %q seq %d prev %x", h, ok, ph.GetSender(), ph.GetSeq(), ph.GetPrev())
+		}
 	})
+}
+
+func TestPeekHeader(t *testing.T) {
+	k := newTestKey(t, keys.Ed25519, 30)
+	st := testStatement()
+	st.Header.Prev = bytes.Repeat([]byte{7}, 32)
+	raw := sign(t, k, st)
+	h, ok := envelope.PeekHeader(raw)
+	if !ok || h.Sender != st.Header.Sender || h.Seq != st.Header.Seq || !bytes.Equal(h.Prev, st.Header.Prev) {
+		t.Fatalf("got %+v, %v, want the header signed", h, ok)
+	}
+	for _, bad := range [][]byte{nil, {0x0a}, {0x0a, 0x05, 0x0a}, raw[:len(raw)/3]} {
+		if h, ok := envelope.PeekHeader(bad); ok && h.Sender != "" {
+			t.Errorf("PeekHeader(%x) = %+v, want not ok", bad, h)
+		}
+	}
 }

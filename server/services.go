@@ -204,12 +204,15 @@ func (n *Node) entries(ctx context.Context, start uint64, count int) ([]*parleyv
 	}
 	out := make([]*parleyv1.LogEntry, 0, len(raws))
 	for i, raw := range raws {
-		p, err := envelope.Parse(raw)
-		if err != nil {
-			return nil, n.statusOf(ctx, fmt.Errorf("log entry %d does not parse: %w", start+uint64(i), err))
+		// Every entry was verified before it was logged: reading its
+		// sender and seq is enough (a full parse per entry served cost
+		// about 4 % of a node's CPU with one subscriber).
+		h, ok := envelope.PeekHeader(raw)
+		if !ok {
+			return nil, n.statusOf(ctx, fmt.Errorf("log entry %d has no readable header", start+uint64(i)))
 		}
-		h := p.Statement.GetHeader()
-		out = append(out, &parleyv1.LogEntry{Index: start + uint64(i), Envelope: raw, Digest: p.Digest[:], Sender: h.GetSender(), Seq: h.GetSeq()})
+		d := envelope.Digest(raw)
+		out = append(out, &parleyv1.LogEntry{Index: start + uint64(i), Envelope: raw, Digest: d[:], Sender: h.Sender, Seq: h.Seq})
 	}
 	return out, nil
 }
