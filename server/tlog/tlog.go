@@ -81,11 +81,10 @@ type Config struct {
 	// default DefaultCheckpointInterval, at least 100ms.
 	CheckpointInterval time.Duration
 	// BatchMaxAge is how long Tessera waits, after the first entry of a
-	// batch is handed to it, for the rest of the batch. Appends are
-	// group-committed (see [Log.Append]): a batch is handed over in one
-	// burst when the previous write ends, so this only needs to cover the
-	// burst, and it is the latency added to a lone Append. Optional,
-	// default DefaultBatchMaxAge.
+	// batch is handed to it, for the rest of the batch. The integrator
+	// hands a batch over in one burst, so this only needs to cover the
+	// burst; it delays publication, not Append, which waits only for the
+	// write-ahead log. Optional, default DefaultBatchMaxAge.
 	BatchMaxAge time.Duration
 	// ShutdownTimeout bounds how long Close waits for a checkpoint that
 	// covers every appended entry. Optional, default DefaultShutdownTimeout.
