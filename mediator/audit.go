@@ -18,7 +18,6 @@ import (
 	"github.com/parley-dev/parley/agreement"
 	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/envelope"
-	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/verifier"
 	"github.com/parley-dev/parley/verifier/rules"
 )
@@ -99,8 +98,9 @@ func AuditDir(dir string, now time.Time) (*Report, error) {
 	return Audit(AuditInput{Agreement: f, Mediator: col.Mediator, Logs: logs, Collected: col, Now: now})
 }
 
-// replayHook, if set (by tests), sees every audit's replay.
-var replayHook func(ad *auditor, r *verifier.Replayed)
+// replayHook, if set (by tests), sees every audit's replay and the
+// entries it accepted.
+var replayHook func(ad *auditor, r *verifier.Replayed, accepted []rules.Entry)
 
 // auditLog is one mirrored log being audited.
 type auditLog struct {
@@ -124,8 +124,10 @@ type feedPos struct {
 }
 
 // auditor holds the state of one audit. Its memory is a compact record
-// per distinct envelope (see distinct), the statements of the accepted
-// ones (package rules needs them all), and a few bytes per log entry.
+// per distinct envelope (see distinct), what package rules reads of the
+// accepted ones (it needs them all: receipts as their acknowledgements,
+// other entries as their statements), and a few bytes per log entry. What
+// only the checks and the evidence need is released before the rules run.
 type auditor struct {
 	in   AuditInput
 	a    *agreement.Agreement
@@ -145,6 +147,8 @@ type auditor struct {
 	failedSender map[uint32]string
 	// passes are, by log, what reading it found.
 	passes []*logPass
+	// names maps every party id to the agreement's copy of it (see slim).
+	names map[string]string
 }
 
 // where returns where the envelope with digest d is logged.
@@ -234,23 +238,36 @@ func Audit(in AuditInput) (*Report, error) {
 		rep.problem("%v, so every entry was verified again: the mirror is damaged or was tampered with", err)
 		return rep, nil
 	}
-	replayed, err := ad.replay()
+	replayed, accepted, err := ad.replay()
 	if err != nil {
 		return nil, err
 	}
 	if replayHook != nil {
-		replayHook(ad, replayed)
+		replayHook(ad, replayed, accepted)
 	}
-	accepted := ad.feeds(replayed)
+	ad.feeds(replayed)
 	ad.logFeeds()
 	ad.omissions()
 	ad.checkpoints()
 	ad.nodeEvidence()
+	// The evidence is gathered: what locates entries in the logs is not
+	// needed any more, and the rules need the room.
+	ad.release()
 	if err := ad.rules(accepted); err != nil {
 		return nil, err
 	}
 	ad.rep.finish(ad)
 	return ad.rep, nil
+}
+
+// release drops what only the checks and the evidence use: the index of
+// digests, the sets of logs, the per-log passes and each log's index of
+// digests. Only ad.dist (for the summaries) and the logs' summaries remain.
+func (ad *auditor) release() {
+	ad.ids, ad.masks, ad.passes, ad.failedSender = nil, nil, nil, nil
+	for _, l := range ad.logs {
+		l.at = nil
+	}
 }
 
 // loadLogs reads every mirrored log and checks it against its checkpoint.
@@ -343,8 +360,8 @@ func verifyLogCheckpoint(a *agreement.Agreement, party string, raw []byte) (*flo
 	return cp, nil
 }
 
-// feeds records the replay's verdicts and returns the accepted entries.
-func (ad *auditor) feeds(r *verifier.Replayed) []verifier.Result {
+// feeds records the replay's verdicts.
+func (ad *auditor) feeds(r *verifier.Replayed) {
 	for _, u := range r.Unreadable {
 		ad.rep.finding(Finding{Rule: RuleSeq, Severity: sevViolation, Summary: fmt.Sprintf("unreadable entry in %s", u.Source), Seen: u.Err.Error(), Required: "every logged entry parses"})
 	}
@@ -370,7 +387,6 @@ func (ad *auditor) feeds(r *verifier.Replayed) []verifier.Result {
 				Summary: fmt.Sprintf("%s entry %d in %s does not verify", f.Sender, b.Seq, b.Source)})
 		}
 	}
-	return r.Accepted
 }
 
 // equivocation records evidence of two statements by sender at seq, if
@@ -461,25 +477,31 @@ func (ad *auditor) omissions() {
 			if !e.accepted {
 				continue
 			}
-			rc := e.parsed.Statement.GetBody().GetReceipt()
-			if rc == nil {
+			if e.rc != nil {
+				for _, ack := range e.rc.Acks {
+					ad.omitted(l, li, o.index, e.seq, ack.Sender, ack.Seq, ack.Digest)
+				}
 				continue
 			}
-			for _, ack := range rc.GetAcks() {
-				if len(ack.GetDigest()) != 32 {
-					continue
+			for _, ack := range e.parsed.Statement.GetBody().GetReceipt().GetAcks() {
+				if len(ack.GetDigest()) == 32 {
+					ad.omitted(l, li, o.index, e.seq, ack.GetSender(), ack.GetSeq(), [32]byte(ack.GetDigest()))
 				}
-				d := [32]byte(ack.GetDigest())
-				if id, ok := ad.ids[d]; ok && ad.inLog(id, li) {
-					continue
-				}
-				ad.omission(l, o.index, e.seq, ack, d)
 			}
 		}
 	}
 }
 
-func (ad *auditor) omission(l *auditLog, index, seq uint64, ack *parleyv1.Acknowledgement, d [32]byte) {
+// omitted records an omission if log li (l) lacks the entry (sender,
+// ackSeq, d) that its entry seq, at index, acknowledges.
+func (ad *auditor) omitted(l *auditLog, li int, index, seq uint64, sender string, ackSeq uint64, d [32]byte) {
+	if id, ok := ad.ids[d]; ok && ad.inLog(id, li) {
+		return
+	}
+	ad.omission(l, index, seq, sender, ackSeq, d)
+}
+
+func (ad *auditor) omission(l *auditLog, index, seq uint64, ackSender string, ackSeq uint64, d [32]byte) {
 	raws, err := l.ml.Entries(index, 1)
 	if err != nil {
 		ad.rep.problem("couldn't read a receipt from %s's mirrored log: %v", l.party, err)
@@ -489,13 +511,13 @@ func (ad *auditor) omission(l *auditLog, index, seq uint64, ack *parleyv1.Acknow
 	rd := envelope.Digest(receipt)
 	e := &Evidence{Kind: KindOmission, Party: l.party,
 		Summary: fmt.Sprintf("%s receipted %s entry %d (digest %x) in its entry %d, but its log of size %d does not hold it",
-			l.party, ack.GetSender(), ack.GetSeq(), d[:8], seq, l.cp.Size),
-		Acknowledged: &EntryRef{Sender: ack.GetSender(), Seq: ack.GetSeq(), Digest: hex.EncodeToString(d[:])},
+			l.party, ackSender, ackSeq, d[:8], seq, l.cp.Size),
+		Acknowledged: &EntryRef{Sender: ackSender, Seq: ackSeq, Digest: hex.EncodeToString(d[:])},
 	}
 	e.Envelopes = append(e.Envelopes, EvidenceEnvelope{Role: "receipt", Sender: l.party, Seq: seq, Digest: hex.EncodeToString(rd[:]),
 		Envelope: receipt, FoundIn: []Location{ad.locate(location{l, index})}})
 	if raw, ok := ad.raw(d); ok {
-		oe := EvidenceEnvelope{Role: "omitted", Sender: ack.GetSender(), Seq: ack.GetSeq(), Digest: hex.EncodeToString(d[:]), Envelope: raw}
+		oe := EvidenceEnvelope{Role: "omitted", Sender: ackSender, Seq: ackSeq, Digest: hex.EncodeToString(d[:]), Envelope: raw}
 		for _, loc := range ad.where(d) {
 			oe.FoundIn = append(oe.FoundIn, ad.locate(loc))
 		}
@@ -515,8 +537,8 @@ func (ad *auditor) omission(l *auditLog, index, seq uint64, ack *parleyv1.Acknow
 	ad.rep.addEvidence(ad.a, e, Finding{Rule: RuleOmission, Party: l.party,
 		Entries:  []EntryRef{{Sender: l.party, Seq: seq, Digest: hex.EncodeToString(rd[:])}, *e.Acknowledged},
 		Required: fmt.Sprintf("%s's log holds every entry %s receipted", l.party, l.party),
-		Seen:     fmt.Sprintf("%s entry %d receipted but absent from %s's log of size %d", ack.GetSender(), ack.GetSeq(), l.party, l.cp.Size),
-		Summary:  fmt.Sprintf("%s's log omits %s entry %d, which %s receipted", l.party, ack.GetSender(), ack.GetSeq(), l.party)})
+		Seen:     fmt.Sprintf("%s entry %d receipted but absent from %s's log of size %d", ackSender, ackSeq, l.party, l.cp.Size),
+		Summary:  fmt.Sprintf("%s's log omits %s entry %d, which %s receipted", l.party, ackSender, ackSeq, l.party)})
 }
 
 // checkpoints judges every signed checkpoint known for each log against
@@ -689,7 +711,7 @@ func (ad *auditor) nodeEvidence() {
 }
 
 // rules evaluates the agreed rules over the accepted entries.
-func (ad *auditor) rules(accepted []verifier.Result) error {
+func (ad *auditor) rules(entries []rules.Entry) error {
 	ids := make([]string, len(ad.a.Parties))
 	territory := map[string][]string{}
 	for i, p := range ad.a.Parties {
@@ -700,14 +722,10 @@ func (ad *auditor) rules(accepted []verifier.Result) error {
 	if err != nil {
 		return fmt.Errorf("couldn't load the agreed rules: %w", err)
 	}
-	entries := make([]rules.Entry, len(accepted))
-	for i, r := range accepted {
-		entries[i] = rules.Entry{Sender: r.Sender(), Seq: r.Seq(), Digest: r.Parsed.Digest, Statement: r.Parsed.Statement}
-	}
 	for _, f := range engine.Evaluate(entries, ad.in.Now) {
 		ad.rep.finding(findingOf(f))
 	}
-	ad.rep.timeline(ad, accepted)
+	ad.rep.timeline(ad, entries)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-dev/parley/envelope"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/verifier"
+	"github.com/parley-dev/parley/verifier/rules"
 )
 
 // This file is the auditor's pass over the mirrored logs. It reads each
@@ -44,8 +45,15 @@ type distinct struct {
 	// seq is the seq peeked from the envelope.
 	seq uint64
 	// parsed is the envelope parsed (Digest, PayloadDigest and Statement
-	// only) if it passed the checks.
+	// only) if it passed the checks; its statement is slimmed (see
+	// auditor.slim), its prev kept as prevID instead.
 	parsed *envelope.Parsed
+	// prevID is the id of the envelope whose digest the statement's prev
+	// is, noID if it has none or no log holds that envelope.
+	prevID uint32
+	// rc is set for a receipt kept without its statement (parsed has no
+	// Statement then): most entries are receipts.
+	rc *receipt
 	// own is whether the log it was found first in is its sender's.
 	own bool
 	// status is the outcome of the stateless checks.
@@ -53,6 +61,46 @@ type distinct struct {
 	// accepted is whether the replay accepted it; parsed is then set.
 	accepted bool
 }
+
+// receipt is a receipt that passed the checks, kept as what the audit
+// reads of it.
+type receipt struct {
+	sender string
+	rules.Receipt
+	// one holds Acks when there is one, as there usually is.
+	one [1]rules.Ack
+}
+
+// sender returns the sender of an envelope that passed the checks.
+func (e *distinct) sender() string {
+	if e.rc != nil {
+		return e.rc.sender
+	}
+	return e.parsed.Statement.GetHeader().GetSender()
+}
+
+// headerSeq returns the seq of an envelope that passed the checks, as its
+// statement states it. (A receipt kept as such has its seq peeked, which
+// is the same for an envelope that passed the checks: its encoding is
+// canonical.)
+func (e *distinct) headerSeq() uint64 {
+	if e.rc != nil {
+		return e.seq
+	}
+	return e.parsed.Statement.GetHeader().GetSeq()
+}
+
+// entry returns an accepted envelope as the rules read it.
+func (e *distinct) entry() rules.Entry {
+	en := rules.Entry{Sender: e.sender(), Seq: e.headerSeq(), Digest: e.parsed.Digest, Statement: e.parsed.Statement}
+	if e.rc != nil {
+		en.Receipt = &e.rc.Receipt
+	}
+	return en
+}
+
+// noID is the prevID of an envelope that chains to none in the logs.
+const noID = ^uint32(0)
 
 type checkStatus uint8
 
@@ -105,8 +153,11 @@ type checkBatch struct {
 }
 
 type checkResult struct {
-	status checkStatus
-	parsed *envelope.Parsed
+	status  checkStatus
+	parsed  *envelope.Parsed
+	rc      *receipt
+	prev    [32]byte
+	chained bool
 	// sender and digest are set when the checks failed.
 	sender string
 	digest [32]byte
@@ -128,6 +179,10 @@ func (ad *auditor) scan() error {
 	ad.ids = make(map[[32]byte]uint32, most)
 	ad.dist = make([]distinct, 0, most)
 	ad.failedSender = map[uint32]string{}
+	ad.names = make(map[string]string, len(ad.a.Parties))
+	for _, p := range ad.a.Parties {
+		ad.names[p.ID] = p.ID
+	}
 	ad.stride = (len(ad.logs) + 63) / 64
 	ad.masks = make([]uint64, 0, int(most)*ad.stride)
 	work := make(chan *checkBatch, 2*workers)
@@ -193,7 +248,7 @@ func (ad *auditor) scan() error {
 			if !seen {
 				id = uint32(len(ad.dist))
 				ad.ids[d] = id
-				ad.dist = append(ad.dist, distinct{log: int32(li), index: i, seq: pk.seq, own: string(pk.sender) == l.party})
+				ad.dist = append(ad.dist, distinct{log: int32(li), index: i, seq: pk.seq, own: string(pk.sender) == l.party, prevID: noID})
 				for range ad.stride {
 					ad.masks = append(ad.masks, 0)
 				}
@@ -251,7 +306,12 @@ func (ad *auditor) scan() error {
 		for k, id := range b.ids {
 			r := b.out[k]
 			e := &ad.dist[id]
-			e.status, e.parsed = r.status, r.parsed
+			e.status, e.parsed, e.rc = r.status, r.parsed, r.rc
+			if r.chained {
+				if pid, ok := ad.ids[r.prev]; ok {
+					e.prevID = pid
+				}
+			}
 			if r.status == checkedFailed {
 				ad.failedSender[id] = r.sender
 			}
@@ -315,8 +375,73 @@ func (ad *auditor) check(b *checkBatch) {
 		}
 		// Keep the statement and digests, not the envelope.
 		p.Raw, p.Envelope = nil, nil
-		b.out[k] = checkResult{status: checkedOK, parsed: p}
+		prev, chained := ad.slim(p.Statement)
+		rc := receiptOf(p.Statement)
+		if rc != nil {
+			p.Statement = nil
+		}
+		b.out[k] = checkResult{status: checkedOK, parsed: p, rc: rc, prev: prev, chained: chained}
 	}
+}
+
+// receiptOf returns a slimmed receipt as what the audit reads of it, or nil
+// if the statement is not a receipt or does not fit that form (an
+// acknowledgement without a digest or a receipt time, which validation
+// refuses).
+func receiptOf(st *parleyv1.Statement) *receipt {
+	rc := st.GetBody().GetReceipt()
+	issued := st.GetHeader().GetIssuedAt()
+	if rc == nil || issued == nil {
+		return nil
+	}
+	out := &receipt{sender: st.GetHeader().GetSender(), Receipt: rules.Receipt{IssuedAt: issued.AsTime().UTC()}}
+	if n := len(rc.GetAcks()); n == 1 {
+		out.Acks = out.one[:]
+	} else {
+		out.Acks = make([]rules.Ack, n)
+	}
+	for i, a := range rc.GetAcks() {
+		if len(a.GetDigest()) != sha256.Size || a.GetReceivedAt() == nil {
+			return nil
+		}
+		out.Acks[i] = rules.Ack{Sender: a.GetSender(), Seq: a.GetSeq(), Digest: [32]byte(a.GetDigest()), ReceivedAt: a.GetReceivedAt().AsTime().UTC()}
+	}
+	return out
+}
+
+// slim drops from a verified statement what the rest of the audit does
+// not read, and makes the strings that every statement repeats share one
+// copy: a large log's statements are most of an audit's memory. The
+// agreement id, checked equal to the agreement's, and the party ids
+// become the agreement's strings; prev is returned, to be kept with the
+// entry, and dropped from the header.
+//
+// It is called by the check workers: it only reads the auditor.
+func (ad *auditor) slim(st *parleyv1.Statement) (prev [32]byte, chained bool) {
+	h := st.GetHeader()
+	if h == nil {
+		return prev, false
+	}
+	if len(h.Prev) == sha256.Size {
+		prev, chained = [32]byte(h.Prev), true
+	}
+	h.Prev = nil
+	if h.AgreementId == ad.a.ID {
+		h.AgreementId = ad.a.ID
+	}
+	h.Sender = ad.name(h.Sender)
+	for _, ack := range st.GetBody().GetReceipt().GetAcks() {
+		ack.Sender = ad.name(ack.Sender)
+	}
+	return prev, chained
+}
+
+// name returns the agreement's copy of party id s if it is one, else s.
+func (ad *auditor) name(s string) string {
+	if n, ok := ad.names[s]; ok {
+		return n
+	}
+	return s
 }
 
 // parseVerified parses an envelope that an earlier audit verified: only
@@ -347,8 +472,10 @@ func (ad *auditor) rawAt(li int32, index uint64) ([]byte, error) {
 
 // replay judges every feed over the union of the logs: every distinct
 // envelope once, each sender's own log first, so that where a sender
-// equivocated the statement its own node logged is the one accepted.
-func (ad *auditor) replay() (*verifier.Replayed, error) {
+// equivocated the statement its own node logged is the one accepted. It
+// returns the accepted entries, by sender and then seq, apart from the
+// verdicts: the replay's Accepted is left empty.
+func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
 	order := make([]uint32, 0, len(ad.dist))
 	for id, e := range ad.dist {
 		if e.own {
@@ -365,7 +492,7 @@ func (ad *auditor) replay() (*verifier.Replayed, error) {
 		e := &ad.dist[id]
 		switch e.status {
 		case checkedOK:
-			s := e.parsed.Statement.GetHeader().GetSender()
+			s := e.sender()
 			feeds[s] = append(feeds[s], id)
 		case checkedFailed:
 			s := ad.failedSender[id]
@@ -388,10 +515,10 @@ func (ad *auditor) replay() (*verifier.Replayed, error) {
 	var inputs []verifier.ReplayInput
 	for _, id := range order {
 		e := &ad.dist[id]
-		if e.status == unreadable || e.status == checkedFailed && slow[ad.failedSender[id]] || e.status == checkedOK && slow[e.parsed.Statement.GetHeader().GetSender()] {
+		if e.status == unreadable || e.status == checkedFailed && slow[ad.failedSender[id]] || e.status == checkedOK && slow[e.sender()] {
 			raw, err := ad.rawAt(e.log, e.index)
 			if err != nil {
-				return nil, fmt.Errorf("couldn't audit: %w", err)
+				return nil, nil, fmt.Errorf("couldn't audit: %w", err)
 			}
 			inputs = append(inputs, verifier.ReplayInput{Raw: raw, Source: fmt.Sprintf("%s's log, index %d", ad.logs[e.log].party, e.index)})
 		}
@@ -401,20 +528,22 @@ func (ad *auditor) replay() (*verifier.Replayed, error) {
 		replayed = ad.v.Replay(inputs, verifier.ReplayOptions{Workers: ad.in.Workers})
 		rep.Unreadable = replayed.Unreadable
 	}
+	var accepted []rules.Entry
 	next := 0 // next feed of replayed
 	for _, s := range senders {
 		if fr := fast[s]; fr != nil {
 			rep.Feeds = append(rep.Feeds, fr)
+			accepted = slices.Grow(accepted, len(feeds[s]))
 			for _, id := range feeds[s] {
 				ad.dist[id].accepted = true
-				rep.Accepted = append(rep.Accepted, verifier.Result{Parsed: ad.dist[id].parsed, Outcome: verifier.Accepted})
+				accepted = append(accepted, ad.dist[id].entry())
 			}
 			continue
 		}
 		fr := replayed.Feeds[next]
 		next++
 		if fr.Sender != s {
-			return nil, fmt.Errorf("couldn't audit: replayed feed %q, want %q", fr.Sender, s)
+			return nil, nil, fmt.Errorf("couldn't audit: replayed feed %q, want %q", fr.Sender, s)
 		}
 		rep.Feeds = append(rep.Feeds, fr)
 		for _, r := range replayed.Accepted {
@@ -422,12 +551,12 @@ func (ad *auditor) replay() (*verifier.Replayed, error) {
 				continue
 			}
 			p := &envelope.Parsed{Digest: r.Parsed.Digest, PayloadDigest: r.Parsed.PayloadDigest, Statement: r.Parsed.Statement}
-			id := ad.ids[p.Digest]
-			ad.dist[id].parsed, ad.dist[id].accepted = p, true
-			rep.Accepted = append(rep.Accepted, verifier.Result{Parsed: p, KeyID: r.KeyID, Outcome: r.Outcome})
+			e := &ad.dist[ad.ids[p.Digest]]
+			e.parsed, e.rc, e.accepted = p, nil, true
+			accepted = append(accepted, e.entry())
 		}
 	}
-	return rep, nil
+	return rep, accepted, nil
 }
 
 // cleanFeed returns the replay of sender's feed, its distinct envelopes in
@@ -435,24 +564,23 @@ func (ad *auditor) replay() (*verifier.Replayed, error) {
 // are seqs 1 to n, each chaining to the one before. Otherwise it returns
 // nil.
 func (ad *auditor) cleanFeed(sender string, ids []uint32) *verifier.FeedReplay {
-	var prev *envelope.Parsed
+	var last *envelope.Parsed
 	for i, id := range ids {
 		e := &ad.dist[id]
 		if e.status != checkedOK {
 			return nil
 		}
-		h := e.parsed.Statement.GetHeader()
-		if h.GetSeq() != uint64(i)+1 {
+		if e.headerSeq() != uint64(i)+1 {
 			return nil
 		}
-		if prev != nil && string(h.GetPrev()) != string(prev.Digest[:]) {
+		if i > 0 && e.prevID != ids[i-1] {
 			return nil
 		}
-		prev = e.parsed
+		last = e.parsed
 	}
 	fr := &verifier.FeedReplay{Sender: sender, Accepted: len(ids)}
-	if prev != nil {
-		fr.Head = verifier.FeedState{Seq: uint64(len(ids)), Digest: prev.Digest, PayloadDigest: prev.PayloadDigest}
+	if last != nil {
+		fr.Head = verifier.FeedState{Seq: uint64(len(ids)), Digest: last.Digest, PayloadDigest: last.PayloadDigest}
 	}
 	return fr
 }

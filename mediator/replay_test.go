@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/verifier"
+	"github.com/parley-dev/parley/verifier/rules"
 )
 
 // replayChecks counts the audits whose replay was compared with the
@@ -18,7 +20,7 @@ var replayChecks atomic.Int64
 // verifier.Replay, as the auditor did before it streamed the logs, and
 // panics if any verdict differs.
 func init() {
-	replayHook = func(ad *auditor, got *verifier.Replayed) {
+	replayHook = func(ad *auditor, got *verifier.Replayed, accepted []rules.Entry) {
 		seen := map[[32]byte]bool{}
 		var own, other []verifier.ReplayInput
 		for _, l := range ad.logs {
@@ -41,15 +43,20 @@ func init() {
 			}
 		}
 		want := ad.v.Replay(append(own, other...), verifier.ReplayOptions{})
-		if g, w := describeReplay(got), describeReplay(want); g != w {
+		var wantAccepted []rules.Entry
+		for _, r := range want.Accepted {
+			wantAccepted = append(wantAccepted, rules.Entry{Sender: r.Sender(), Seq: r.Seq(), Digest: r.Parsed.Digest, Statement: r.Parsed.Statement})
+		}
+		if g, w := describeReplay(got, accepted), describeReplay(want, wantAccepted); g != w {
 			panic(fmt.Sprintf("streamed replay differs from verifier.Replay:\ngot\n%s\nwant\n%s", g, w))
 		}
 		replayChecks.Add(1)
 	}
 }
 
-// describeReplay prints every verdict of a replay.
-func describeReplay(r *verifier.Replayed) string {
+// describeReplay prints every verdict of a replay, and the entries it
+// accepted.
+func describeReplay(r *verifier.Replayed, accepted []rules.Entry) string {
 	var b strings.Builder
 	for _, u := range r.Unreadable {
 		fmt.Fprintf(&b, "unreadable %s: %v\n", u.Source, u.Err)
@@ -72,8 +79,19 @@ func describeReplay(r *verifier.Replayed) string {
 			fmt.Fprintf(&b, "  refused %d %s %v\n", x.Seq, x.Source, x.Err)
 		}
 	}
-	for _, a := range r.Accepted {
-		fmt.Fprintf(&b, "accepted %s %d %x %v\n", a.Sender(), a.Seq(), a.Parsed.Digest, reflect.TypeOf(a.Parsed.Statement.GetBody().GetKind()))
+	for _, a := range accepted {
+		kind := reflect.TypeOf(a.Statement.GetBody().GetKind())
+		if a.Statement == nil && a.Receipt != nil {
+			kind = reflect.TypeOf(&parleyv1.Body_Receipt{})
+			for _, ack := range a.Receipt.Acks {
+				fmt.Fprintf(&b, "  ack %s %d %x %v\n", ack.Sender, ack.Seq, ack.Digest, ack.ReceivedAt)
+			}
+		} else {
+			for _, ack := range a.Statement.GetBody().GetReceipt().GetAcks() {
+				fmt.Fprintf(&b, "  ack %s %d %x %v\n", ack.GetSender(), ack.GetSeq(), ack.GetDigest(), ack.GetReceivedAt().AsTime().UTC())
+			}
+		}
+		fmt.Fprintf(&b, "accepted %s %d %x %v\n", a.Sender, a.Seq, a.Digest, kind)
 	}
 	return b.String()
 }

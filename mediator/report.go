@@ -11,7 +11,6 @@ import (
 
 	"github.com/parley-dev/parley/agreement"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
-	"github.com/parley-dev/parley/verifier"
 	"github.com/parley-dev/parley/verifier/rules"
 )
 
@@ -324,11 +323,15 @@ func (r *Report) finish(ad *auditor) {
 		if !e.accepted {
 			continue
 		}
-		ps := sent[e.parsed.Statement.GetHeader().GetSender()]
+		ps := sent[e.sender()]
 		if ps == nil {
 			continue
 		}
 		ps.EntriesSent++
+		if e.rc != nil {
+			ps.Receipts++
+			continue
+		}
 		switch e.parsed.Statement.GetBody().GetKind().(type) {
 		case *parleyv1.Body_Notification:
 			ps.Notifications++
@@ -375,7 +378,7 @@ func (r *Report) finish(ad *auditor) {
 }
 
 // timeline lists the notified activities with when they were given.
-func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
+func (r *Report) timeline(ad *auditor, accepted []rules.Entry) {
 	a := ad.a
 	skew := a.Rules.ClockSkew()
 	lead := time.Duration(a.Rules.EffectiveVD2011().LeadTimeDays) * 24 * time.Hour
@@ -384,19 +387,30 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 	cancelled := map[feedPos]bool{}
 	notified := 0
 	for _, res := range accepted {
-		body := res.Parsed.Statement.GetBody()
+		if res.Statement == nil && res.Receipt != nil {
+			for _, ack := range res.Receipt.Acks {
+				if ack.Sender == res.Sender {
+					continue
+				}
+				if old, ok := first[ack.Digest]; !ok || ack.ReceivedAt.Before(old) {
+					first[ack.Digest] = ack.ReceivedAt
+				}
+			}
+			continue
+		}
+		body := res.Statement.GetBody()
 		if body.GetNotification() != nil {
 			notified++
 		}
 		if c := body.GetCancellation(); c != nil {
-			cancelled[feedPos{res.Sender(), c.GetTargetSeq()}] = true
+			cancelled[feedPos{res.Sender, c.GetTargetSeq()}] = true
 		}
 		rc := body.GetReceipt()
 		if rc == nil {
 			continue
 		}
 		for _, ack := range rc.GetAcks() {
-			if ack.GetSender() == res.Sender() || len(ack.GetDigest()) != 32 || ack.GetReceivedAt() == nil {
+			if ack.GetSender() == res.Sender || len(ack.GetDigest()) != 32 || ack.GetReceivedAt() == nil {
 				continue
 			}
 			d := [32]byte(ack.GetDigest())
@@ -416,13 +430,13 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 	}
 	items := make([]TimelineItem, 0, notified)
 	for _, res := range accepted {
-		n := res.Parsed.Statement.GetBody().GetNotification()
+		n := res.Statement.GetBody().GetNotification()
 		if n == nil {
 			continue
 		}
-		issued := res.Parsed.Statement.GetHeader().GetIssuedAt().AsTime().UTC()
+		issued := res.Statement.GetHeader().GetIssuedAt().AsTime().UTC()
 		given := issued
-		if t, ok := first[res.Parsed.Digest]; ok && (issued.After(t) || t.Sub(issued) > skew) {
+		if t, ok := first[res.Digest]; ok && (issued.After(t) || t.Sub(issued) > skew) {
 			given = t
 		}
 		start, end := n.GetStart().AsTime().UTC(), n.GetEnd().AsTime().UTC()
@@ -431,14 +445,14 @@ func (r *Report) timeline(ad *auditor, accepted []verifier.Result) {
 			due = start
 		}
 		item := TimelineItem{
-			Sender: res.Sender(), Seq: res.Seq(), Digest: hex.EncodeToString(res.Parsed.Digest[:]),
+			Sender: res.Sender, Seq: res.Seq, Digest: hex.EncodeToString(res.Digest[:]),
 			Designation: n.GetDesignation(), Alert: n.GetAlert(), Issued: issued, Given: given, Due: due,
 			Start: start, End: end, LeadDays: start.Sub(given).Hours() / 24, Status: "ok",
 		}
 		switch {
-		case cancelled[feedPos{res.Sender(), res.Seq()}]:
+		case cancelled[feedPos{res.Sender, res.Seq}]:
 			item.Status = "cancelled"
-		case late[feedPos{res.Sender(), res.Seq()}]:
+		case late[feedPos{res.Sender, res.Seq}]:
 			item.Status = "late"
 		}
 		items = append(items, item)

@@ -241,7 +241,7 @@ func (s *vdState) target(it *item, seq uint64, what string) *activity {
 	case t == nil:
 		seen = fmt.Sprintf("target seq %d is not in %s's feed", seq, it.sender)
 	default:
-		seen = fmt.Sprintf("target seq %d is %s, not a notification", seq, kindName(t.body()))
+		seen = fmt.Sprintf("target seq %d is %s, not a notification", seq, t.kindName())
 	}
 	refs := []*item{it}
 	if t := s.lg.item(it.sender, seq); t != nil {

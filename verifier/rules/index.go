@@ -23,7 +23,8 @@ type item struct {
 	sender string
 	seq    uint64
 	digest [32]byte
-	st     *parleyv1.Statement // with a body
+	st     *parleyv1.Statement // with a body; nil for a receipt given as rc
+	rc     *Receipt
 	// given is when the entry counts as given (t_given): see the package
 	// documentation.
 	given time.Time
@@ -40,14 +41,51 @@ func (it *item) body() *parleyv1.Body { return it.st.GetBody() }
 
 // issued returns the sender's issued_at; zero if there is none.
 func (it *item) issued() time.Time {
+	if it.rc != nil {
+		return it.rc.IssuedAt
+	}
 	t, _ := timeOf(it.st.GetHeader().GetIssuedAt())
 	return t
 }
 
 // isReceipt reports whether the entry is a receipt.
 func (it *item) isReceipt() bool {
+	if it.rc != nil {
+		return true
+	}
 	_, ok := it.body().GetKind().(*parleyv1.Body_Receipt)
 	return ok
+}
+
+// kindName names the entry's body kind for findings.
+func (it *item) kindName() string {
+	if it.rc != nil {
+		return "a receipt"
+	}
+	return kindName(it.body())
+}
+
+// receiptAcks returns the acknowledgements of a receipt, whichever way it
+// was given; nil if the entry is not a receipt.
+func (it *item) receiptAcks() []Ack {
+	if it.rc != nil {
+		return it.rc.Acks
+	}
+	rc := it.body().GetReceipt()
+	if rc == nil {
+		return nil
+	}
+	acks := make([]Ack, 0, len(rc.GetAcks()))
+	for _, a := range rc.GetAcks() {
+		received, ok := timeOf(a.GetReceivedAt())
+		if !ok || len(a.GetDigest()) != 32 {
+			// No receipt time, or not an entry digest: it matches no
+			// entry.
+			continue
+		}
+		acks = append(acks, Ack{Sender: a.GetSender(), Seq: a.GetSeq(), Digest: [32]byte(a.GetDigest()), ReceivedAt: received})
+	}
+	return acks
 }
 
 // ack is one party's acknowledgement of an entry, over all its receipts.
@@ -94,6 +132,10 @@ func (e *Engine) index(entries []Entry) *logIndex {
 	// an evaluation allocates per log, not per entry.
 	store := make([]item, 0, len(entries))
 	for _, en := range entries {
+		if en.Statement == nil && en.Receipt != nil {
+			store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, rc: en.Receipt})
+			continue
+		}
 		body := en.Statement.GetBody()
 		if body == nil || body.GetKind() == nil {
 			continue
@@ -122,8 +164,7 @@ func (e *Engine) index(entries []Entry) *logIndex {
 	// ties between equal times go to the first receipt in that order.
 	var slab []ack
 	for _, r := range all {
-		rc := r.body().GetReceipt()
-		if rc == nil {
+		if !r.isReceipt() {
 			continue
 		}
 		p, ok := e.party[r.sender]
@@ -131,16 +172,12 @@ func (e *Engine) index(entries []Entry) *logIndex {
 			continue
 		}
 		issued := r.issued()
-		for _, a := range rc.GetAcks() {
-			target := lg.item(a.GetSender(), a.GetSeq())
-			if target == nil || target.sender == r.sender || target.isReceipt() ||
-				!bytes.Equal(a.GetDigest(), target.digest[:]) {
+		for _, a := range r.receiptAcks() {
+			target := lg.item(a.Sender, a.Seq)
+			if target == nil || target.sender == r.sender || target.isReceipt() || a.Digest != target.digest {
 				continue
 			}
-			received, ok := timeOf(a.GetReceivedAt())
-			if !ok {
-				continue
-			}
+			received := a.ReceivedAt
 			at := received
 			if issued.After(at) {
 				at = issued

@@ -79,8 +79,31 @@ type Entry struct {
 	Seq uint64
 	// Digest is the SHA-256 of the envelope bytes as logged.
 	Digest [32]byte
-	// Statement is the parsed payload.
+	// Statement is the parsed payload. It may be nil for a receipt given
+	// as Receipt instead.
 	Statement *parleyv1.Statement
+	// Receipt is a receipt entry without its statement: what the rules
+	// read of one. It is used only when Statement is nil.
+	Receipt *Receipt
+}
+
+// Receipt is what the rules read of a receipt statement. Holding a large
+// log's receipts this way takes a fraction of the memory of their
+// statements.
+type Receipt struct {
+	// IssuedAt is the header's issued_at.
+	IssuedAt time.Time
+	// Acks are the receipt's acknowledgements.
+	Acks []Ack
+}
+
+// Ack is one acknowledgement of a [Receipt]: received_at is required (an
+// acknowledgement without one acknowledges nothing, so is left out).
+type Ack struct {
+	Sender     string
+	Seq        uint64
+	Digest     [32]byte
+	ReceivedAt time.Time
 }
 
 // Engine evaluates the reporting rules of one agreement. It holds only
@@ -232,7 +255,7 @@ func checkVD2011(v agreement.VD2011) error {
 // when deadlines are judged: a deadline with nothing given becomes a
 // finding only once now is past it.
 //
-// Entries without a statement body are ignored. If two entries share a
+// Entries without a statement body (nor a Receipt) are ignored. If two entries share a
 // sender and seq (equivocation, which the sequence verifier reports), the
 // one with the smaller digest is used.
 func (e *Engine) Evaluate(entries []Entry, now time.Time) []*parleyv1.Finding {
