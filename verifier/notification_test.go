@@ -162,20 +162,30 @@ func TestNotificationRulesMatchSchema(t *testing.T) {
 // TestNotificationSchemaUnchanged fails when the messages notificationErr
 // checks gain fields, so that it is revisited.
 func TestNotificationSchemaUnchanged(t *testing.T) {
-	for _, c := range []struct {
-		m      proto.Message
-		fields int
-	}{
+	checkFieldCounts(t, "notificationErr", []fieldCount{
 		{&parleyv1.ActivityNotification{}, 13},
 		{&parleyv1.Area{}, 4},
 		{&parleyv1.LatLng{}, 2},
 		{&parleyv1.Forces{}, 9},
 		{&parleyv1.Formation{}, 2},
 		{&parleyv1.Stage{}, 3},
-	} {
+	})
+}
+
+// fieldCount is how many fields a message of the schema has.
+type fieldCount struct {
+	m      proto.Message
+	fields int
+}
+
+// checkFieldCounts fails for every message whose number of fields is not
+// the one the hand-written check (named check) was written for.
+func checkFieldCounts(t *testing.T, check string, want []fieldCount) {
+	t.Helper()
+	for _, c := range want {
 		d := c.m.ProtoReflect().Descriptor()
 		if n := d.Fields().Len(); n != c.fields {
-			t.Errorf("%s has %d fields, want %d: update notificationErr", d.FullName(), n, c.fields)
+			t.Errorf("%s has %d fields, want %d: update %s", d.FullName(), n, c.fields, check)
 		}
 	}
 }

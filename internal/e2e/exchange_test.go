@@ -287,19 +287,7 @@ func TestProcessEquivocationCaughtEverywhere(t *testing.T) {
 	// to charlie over ExchangeService.Deliver with alpha's node
 	// certificate; the first is submitted at alpha's node, which delivers
 	// it to everyone.
-	c := xpNodeClient(t, x.Network, "charlie", "alpha")
-	stream, err := c.Exchange.Deliver(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&parleyv1.DeliverRequest{Envelope: second}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil || resp.GetStatus() != parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED {
-		t.Fatalf("charlie answered %v, %v; want ACCEPTED", resp, err)
-	}
-	_ = stream.CloseSend()
+	xpDeliverAs(t, x.Network, "charlie", "alpha", second)
 	op, err := x.Operator(ctx, "alpha")
 	if err != nil {
 		t.Fatal(err)
@@ -377,19 +365,7 @@ func TestProcessEquivocationShownToAPeerHoldingTheOther(t *testing.T) {
 	})
 	ctx := context.Background()
 	first, second := xpSign(t, x.Network, "alpha", 100), xpSign(t, x.Network, "alpha", 200)
-	c := xpNodeClient(t, x.Network, "charlie", "alpha")
-	stream, err := c.Exchange.Deliver(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Send(&parleyv1.DeliverRequest{Envelope: second}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil || resp.GetStatus() != parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED {
-		t.Fatalf("charlie answered %v, %v; want ACCEPTED", resp, err)
-	}
-	_ = stream.CloseSend()
+	xpDeliverAs(t, x.Network, "charlie", "alpha", second)
 	op, err := x.Operator(ctx, "alpha")
 	if err != nil {
 		t.Fatal(err)
@@ -536,4 +512,23 @@ func xpWait(t *testing.T, timeout time.Duration, what string, cond func() (bool,
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// xpDeliverAs delivers raw to party's node over ExchangeService.Deliver
+// with the node certificate of as, and checks that it is accepted.
+func xpDeliverAs(t *testing.T, net *localnet.Network, party, as string, raw []byte) {
+	t.Helper()
+	c := xpNodeClient(t, net, party, as)
+	stream, err := c.Exchange.Deliver(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&parleyv1.DeliverRequest{Envelope: raw}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || resp.GetStatus() != parleyv1.DeliveryStatus_DELIVERY_STATUS_ACCEPTED {
+		t.Fatalf("%s answered %v, %v; want ACCEPTED", party, resp, err)
+	}
+	_ = stream.CloseSend()
 }
