@@ -15,7 +15,6 @@ import (
 	"github.com/parley-dev/parley/envelope"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
-	"github.com/parley-dev/parley/keys"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/server"
 )
@@ -87,25 +86,10 @@ func conflictNetwork(t testing.TB) (net *localnet.Network, bravo *server.Node) {
 // entry (sender, seq).
 func receiptOf(t testing.TB, net *localnet.Network, party, sender string, seq uint64, raw []byte) []byte {
 	t.Helper()
-	ctx := context.Background()
-	signer, err := keys.LoadSigner(ctx, net.Parties[party].SigningKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := signer.PublicKey()
-	keyID, _ := keys.KeyID(pub)
 	digest := envelope.Digest(raw)
-	st := &parleyv1.Statement{
-		Header: &parleyv1.Header{AgreementId: net.Agreement.Agreement.ID, Sender: party, Seq: 1, IssuedAt: timestamppb.Now()},
-		Body: &parleyv1.Body{Kind: &parleyv1.Body_Receipt{Receipt: &parleyv1.Receipt{Acks: []*parleyv1.Acknowledgement{
-			{Sender: sender, Seq: seq, Digest: digest[:], ReceivedAt: timestamppb.Now()},
-		}}}},
-	}
-	out, err := envelope.Sign(ctx, st, signer, keyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return signBodyAs(t, net, party, &parleyv1.Body{Kind: &parleyv1.Body_Receipt{Receipt: &parleyv1.Receipt{Acks: []*parleyv1.Acknowledgement{
+		{Sender: sender, Seq: seq, Digest: digest[:], ReceivedAt: timestamppb.Now()},
+	}}}})
 }
 
 // deliverOne pushes raw to c's node over a Deliver stream, and returns an

@@ -204,6 +204,12 @@ func nodeClient(t testing.TB, net *localnet.Network, party, as string) *client.C
 // signAs signs a notification as party's seq 1, with its signing key.
 func signAs(t testing.TB, net *localnet.Network, party string, troops uint32) []byte {
 	t.Helper()
+	return signBodyAs(t, net, party, &parleyv1.Body{Kind: &parleyv1.Body_Notification{Notification: notification(troops)}})
+}
+
+// signBodyAs signs body as party's seq 1, with its signing key.
+func signBodyAs(t testing.TB, net *localnet.Network, party string, body *parleyv1.Body) []byte {
+	t.Helper()
 	ctx := context.Background()
 	signer, err := keys.LoadSigner(ctx, net.Parties[party].SigningKey, nil)
 	if err != nil {
@@ -213,7 +219,7 @@ func signAs(t testing.TB, net *localnet.Network, party string, troops uint32) []
 	keyID, _ := keys.KeyID(pub)
 	st := &parleyv1.Statement{
 		Header: &parleyv1.Header{AgreementId: net.Agreement.Agreement.ID, Sender: party, Seq: 1, IssuedAt: timestamppb.Now()},
-		Body:   &parleyv1.Body{Kind: &parleyv1.Body_Notification{Notification: notification(troops)}},
+		Body:   body,
 	}
 	raw, err := envelope.Sign(ctx, st, signer, keyID)
 	if err != nil {
