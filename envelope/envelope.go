@@ -263,13 +263,14 @@ func VerifySignature(p *Parsed, verifiers map[string]signature.Verifier) (keyID 
 var paePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // verify checks sig over msg with v. For sigstore's Ed25519 verifier it
-// calls ed25519.Verify directly, which is what that verifier does after
-// copying both inputs out of readers; other verifiers go through sigstore.
+// verifies directly (verifyEd25519, ed25519.Verify with the key's point
+// kept), which is what that verifier does after copying both inputs out
+// of readers; other verifiers go through sigstore.
 func verify(v signature.Verifier, sig, msg []byte) error {
 	if ev, ok := v.(*signature.ED25519Verifier); ok {
 		if pub, err := ev.PublicKey(); err == nil {
 			if pub, ok := pub.(ed25519.PublicKey); ok && len(pub) == ed25519.PublicKeySize {
-				if !ed25519.Verify(pub, msg, sig) {
+				if !verifyEd25519(pub, msg, sig) {
 					return errors.New("failed to verify signature")
 				}
 				return nil

@@ -3,9 +3,11 @@ package mediator
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -49,8 +51,43 @@ const maxRecord = 1 << 20
 
 var (
 	hasher = rfc6962.DefaultHasher
-	ranges = &compact.RangeFactory{Hash: hasher.HashChildren}
+	ranges = &compact.RangeFactory{Hash: hashChildren}
 )
+
+// hashChildren is hasher.HashChildren, with one allocation instead of
+// three for the usual 32-byte children: opening a mirror builds its whole
+// tree.
+func hashChildren(l, r []byte) []byte {
+	if len(l) != sha256.Size || len(r) != sha256.Size {
+		return hasher.HashChildren(l, r)
+	}
+	var b [1 + 2*sha256.Size]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], l)
+	copy(b[1+sha256.Size:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
+
+// leafHasher computes RFC 6962 leaf hashes as hasher.HashLeaf does,
+// reusing one SHA-256 state. It is not safe for concurrent use.
+type leafHasher struct {
+	h hash.Hash
+}
+
+// leafPrefix is written before a leaf's bytes (a slice passed to an
+// interface's Write escapes: one allocation per hash if built per call).
+var leafPrefix = []byte{rfc6962.RFC6962LeafHashPrefix}
+
+func newLeafHasher() *leafHasher { return &leafHasher{h: sha256.New()} }
+
+// hash returns the leaf hash of raw, in a new slice.
+func (lh *leafHasher) hash(raw []byte) []byte {
+	lh.h.Reset()
+	lh.h.Write(leafPrefix)
+	lh.h.Write(raw)
+	return lh.h.Sum(make([]byte, 0, sha256.Size))
+}
 
 // MirrorLog is the on-disk copy of one party node's exchange log: every
 // envelope in log order and the node's latest checkpoint that they
@@ -144,6 +181,7 @@ func (m *MirrorLog) load() error {
 	lr := bufio.NewReaderSize(io.NewSectionReader(m.lf, 0, 1<<62), 1<<16)
 	var (
 		w      *bufio.Writer // set once the leaves file differs
+		lh     = newLeafHasher()
 		hdr    [4]byte
 		raw    []byte
 		want   [leafRecord]byte
@@ -171,7 +209,7 @@ func (m *MirrorLog) load() error {
 			return fmt.Errorf("couldn't read mirrored log: %w", err)
 		}
 		binary.BigEndian.PutUint64(want[:8], uint64(m.end))
-		leaf := hasher.HashLeaf(raw)
+		leaf := lh.hash(raw)
 		copy(want[8:], leaf)
 		if w == nil {
 			if _, err := io.ReadFull(lr, stored[:]); err != nil || stored != want {
@@ -600,8 +638,9 @@ func hashLeaves(raws [][]byte) [][]byte {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lh := newLeafHasher()
 			for i := lo; i < hi; i++ {
-				out[i] = hasher.HashLeaf(raws[i])
+				out[i] = lh.hash(raws[i])
 			}
 		}()
 	}

@@ -232,13 +232,16 @@ func (ad *auditor) scan() error {
 		// position, so the entries read must be those the checkpoint (or
 		// else the mirror's tree, built as they were written) commits to:
 		// the mirror's file could have changed since.
-		var tree *compact.Range
+		var (
+			tree *compact.Range
+			lh   *leafHasher
+		)
 		if prog != nil {
-			tree = ranges.NewEmptyRange(0)
+			tree, lh = ranges.NewEmptyRange(0), newLeafHasher()
 		}
 		err = l.ml.Scan(0, l.size, func(i uint64, raw []byte) error {
 			if tree != nil {
-				if err := tree.Append(hasher.HashLeaf(raw), nil); err != nil {
+				if err := tree.Append(lh.hash(raw), nil); err != nil {
 					return err
 				}
 			}
@@ -505,7 +508,11 @@ func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
 	fast := map[string]*verifier.FeedReplay{}
 	for _, s := range senders {
 		ids := feeds[s]
-		slices.SortStableFunc(ids, func(x, y uint32) int { return cmp.Compare(ad.dist[x].seq, ad.dist[y].seq) })
+		bySeq := func(x, y uint32) int { return cmp.Compare(ad.dist[x].seq, ad.dist[y].seq) }
+		// Feeds are usually logged in seq order already.
+		if !slices.IsSortedFunc(ids, bySeq) {
+			slices.SortStableFunc(ids, bySeq)
+		}
 		if fr := ad.cleanFeed(s, ids); fr != nil {
 			fast[s] = fr
 		} else {

@@ -75,9 +75,10 @@ func TestWALReadsBack(t *testing.T) {
 	}
 }
 
-// TestWALTornEnd cuts the newest segment at every byte of its last record:
-// each time the records before it are read back and the torn end is cut
-// off, so that the next record written reads back too.
+// TestWALTornEnd cuts the newest segment at every byte of its last record,
+// with and without the zeros it was filled with after the cut: each time
+// the records before it are read back and the torn end is cut off, so that
+// the next record written reads back too.
 func TestWALTornEnd(t *testing.T) {
 	base := t.TempDir()
 	writeWAL(t, base, 0, 3, 1)
@@ -86,26 +87,101 @@ func TestWALTornEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	used := 0
+	for i := range 3 {
+		used += walHeaderBytes + len(leaf(i))
+	}
+	if len(full) != used {
+		t.Fatalf("got a closed segment of %d bytes, want its %d bytes of records only", len(full), used)
+	}
 	lastLen := walHeaderBytes + len(leaf(2))
-	for cut := len(full) - lastLen; cut < len(full); cut++ {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(seg)), full[:cut], 0o644); err != nil {
+	for cut := used - lastLen; cut < used; cut++ {
+		for _, filled := range []bool{false, true} {
+			dir := t.TempDir()
+			torn := full[:cut:cut]
+			if filled {
+				torn = append(torn, make([]byte, 4096)...)
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(seg)), torn, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w, recs, _, err := openWAL(dir, 0)
+			if err != nil {
+				t.Fatalf("cut at %d (filled %v): %v", cut, filled, err)
+			}
+			if len(recs) != 2 {
+				t.Fatalf("cut at %d (filled %v): got %d records, want 2", cut, filled, len(recs))
+			}
+			// The torn end and the zeros are cut off: the segment, older
+			// from now on, holds records only.
+			fi, err := os.Stat(filepath.Join(dir, filepath.Base(seg)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() != int64(used-lastLen) {
+				t.Fatalf("cut at %d (filled %v): the old segment is left with %d bytes, want %d", cut, filled, fi.Size(), used-lastLen)
+			}
+			if err := w.append([]walRecord{{index: 2, data: []byte("again")}}); err != nil {
+				t.Fatal(err)
+			}
+			w.close()
+			_, recs, _, err = openWAL(dir, 0)
+			if err != nil || len(recs) != 3 || string(recs[2].data) != "again" {
+				t.Fatalf("cut at %d (filled %v), after writing again: %d records, %v", cut, filled, len(recs), err)
+			}
+		}
+	}
+}
+
+// TestWALZeroHeaderIsNoRecord checks that no record has a header of zeros,
+// which ends the records of a segment: that would take index 0, no data
+// and a checksum of zero.
+func TestWALZeroHeaderIsNoRecord(t *testing.T) {
+	if sum := recordSum(make([]byte, 8), nil); sum == 0 {
+		t.Fatalf("got checksum %#x for index 0 and no data, want it non-zero", sum)
+	}
+}
+
+// TestWALFillsAhead writes past the zeros a segment was filled with, and
+// checks that the segment stays filled ahead, that closing it cuts the
+// zeros, and that every record reads back.
+func TestWALFillsAhead(t *testing.T) {
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("y"), 60<<10)
+	w, _, _, err := openWAL(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 2*walExtendBytes/len(big) + 3
+	for i := range n {
+		if err := w.append([]walRecord{{index: uint64(i), data: big}}); err != nil {
 			t.Fatal(err)
 		}
-		w, recs, _, err := openWAL(dir, 0)
-		if err != nil {
-			t.Fatalf("cut at %d: %v", cut, err)
+		if w.alloc <= w.size {
+			t.Fatalf("after record %d: filled %d bytes, want more than the %d of records", i, w.alloc, w.size)
 		}
-		if len(recs) != 2 {
-			t.Fatalf("cut at %d: got %d records, want 2", cut, len(recs))
-		}
-		if err := w.append([]walRecord{{index: 2, data: []byte("again")}}); err != nil {
-			t.Fatal(err)
-		}
-		w.close()
-		_, recs, _, err = openWAL(dir, 0)
-		if err != nil || len(recs) != 3 || string(recs[2].data) != "again" {
-			t.Fatalf("cut at %d, after writing again: %d records, %v", cut, len(recs), err)
+	}
+	size := w.size
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(segmentsIn(t, dir)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != size {
+		t.Fatalf("got a closed segment of %d bytes, want its %d bytes of records only", fi.Size(), size)
+	}
+	_, recs, _, err := openWAL(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n {
+		t.Fatalf("got %d records, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if r.index != uint64(i) || !bytes.Equal(r.data, big) {
+			t.Fatalf("record %d is index %d of %d bytes", i, r.index, len(r.data))
 		}
 	}
 }
@@ -125,6 +201,22 @@ func TestWALCorruption(t *testing.T) {
 				writeWAL(t, dir, 3, 3, 3)
 			},
 			want: "checksum",
+		},
+		{
+			name: "zeros in an older segment",
+			setup: func(t *testing.T, dir string) {
+				writeWAL(t, dir, 0, 3, 3)
+				f, err := os.OpenFile(segmentsIn(t, dir)[0], os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write(make([]byte, 4096)); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+				writeWAL(t, dir, 3, 3, 3)
+			},
+			want: "end in zeros",
 		},
 		{
 			name: "gap between segments",
