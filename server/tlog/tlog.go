@@ -721,10 +721,29 @@ func (l *Log) fail(err error) {
 	signal(l.room)
 }
 
-// integrateGather is how long the integrator lets a partial batch gather
-// before it hands it to Tessera. It delays publication by as much, and
-// spares Tessera's fixed per-batch cost under load.
-const integrateGather = 25 * time.Millisecond
+// How long the integrator lets a partial batch gather before it hands it
+// to Tessera. Gathering delays publication by as much, and spares
+// Tessera's cost per batch, which is most of its cost: each batch rewrites
+// the partial entry bundle and a partial tile at every level of the tree,
+// each a new file written, synced and renamed into place. A log that
+// handed a batch over less than integrateGatherLoaded ago is taking a
+// stream of entries: it gathers for that long, so that its batches are
+// whole entry bundles from 2,560 entries/s on, and up to four times fewer
+// than with integrateGather below that; one that has been idle gathers
+// for integrateGather only, so that a lone entry is published soon.
+const (
+	integrateGather       = 25 * time.Millisecond
+	integrateGatherLoaded = 100 * time.Millisecond
+)
+
+// gatherFor returns how long a partial batch gathers when the last batch
+// was handed over at last (zero if none was).
+func gatherFor(last, now time.Time) time.Duration {
+	if !last.IsZero() && now.Sub(last) < integrateGatherLoaded {
+		return integrateGatherLoaded
+	}
+	return integrateGather
+}
 
 // closed reports whether c is closed.
 func closed(c chan struct{}) bool {
@@ -751,6 +770,7 @@ func (l *Log) integrate(ctx context.Context) {
 	var (
 		gather   *time.Timer // running while a partial batch gathers
 		gathered bool        // it has gathered long enough
+		handed   time.Time   // when the last batch was handed over
 	)
 	defer func() {
 		if gather != nil {
@@ -768,7 +788,7 @@ func (l *Log) integrate(ctx context.Context) {
 			// Tessera's cost is per batch (about six synced file
 			// replacements): let a partial batch gather for a moment.
 			if gather == nil {
-				gather = time.NewTimer(integrateGather)
+				gather = time.NewTimer(gatherFor(handed, time.Now()))
 			}
 			select {
 			case <-gather.C:
@@ -801,6 +821,7 @@ func (l *Log) integrate(ctx context.Context) {
 				return
 			}
 		}
+		handed = time.Now()
 		n, err := l.toTree(ctx, tree, batch)
 		if n > 0 {
 			l.pmu.Lock()

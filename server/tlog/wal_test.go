@@ -501,3 +501,26 @@ func TestEntriesWhileIntegrating(t *testing.T) {
 		}
 	}
 }
+
+// TestGatherFor checks how long a partial batch gathers: briefly after an
+// idle spell, longer while batches follow each other.
+func TestGatherFor(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		last time.Time
+		want time.Duration
+	}{
+		{"no batch yet", time.Time{}, integrateGather},
+		{"last batch long ago", now.Add(-time.Minute), integrateGather},
+		{"last batch just past the loaded window", now.Add(-integrateGatherLoaded), integrateGather},
+		{"last batch within the loaded window", now.Add(-integrateGatherLoaded + time.Millisecond), integrateGatherLoaded},
+		{"last batch just now", now, integrateGatherLoaded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := gatherFor(tc.last, now); got != tc.want {
+				t.Errorf("gatherFor(%v before) = %v, want %v", now.Sub(tc.last), got, tc.want)
+			}
+		})
+	}
+}
