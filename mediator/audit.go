@@ -278,10 +278,9 @@ func (ad *auditor) loadLogs() error {
 			ad.rep.problem("no mirror of %s's log", p.ID)
 			continue
 		}
-		// The checkpoint first: the mirror may grow meanwhile, never
-		// shrink.
-		cpRaw := ml.Checkpoint()
-		size := ml.Size()
+		// Both at once: a sync stores entries and their checkpoint
+		// together. The mirror may grow meanwhile, never shrink.
+		cpRaw, size := ml.State()
 		l := &auditLog{party: p.ID, origin: p.LogOrigin, ml: ml, size: size}
 		sum := LogSummary{Party: p.ID, Origin: p.LogOrigin, Size: size}
 		if cpRaw != nil {

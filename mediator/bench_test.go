@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +20,10 @@ import (
 	"github.com/parley-dev/parley/mediator"
 )
 
-var auditMillion = flag.Bool("audit.million", false, "run TestAuditMillion: audit a mirrored log of 1,000,000 entries (a few minutes)")
+var (
+	auditMillion = flag.Bool("audit.million", false, "run TestAuditMillion: audit a mirrored log of 1,000,000 entries (a few minutes)")
+	auditProfile = flag.String("audit.cpuprofile", "", "with -audit.million, write a CPU profile of the audit alone (not the setup) to this file")
+)
 
 // cpuTime returns the process's user and system CPU time so far.
 func cpuTime() time.Duration {
@@ -128,9 +132,22 @@ func TestAuditMillion(t *testing.T) {
 	now, raw := auditDir(t, dir, n)
 	before := raw()
 	resetPeakRSS()
+	if *auditProfile != "" {
+		f, err := os.Create(*auditProfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
 	cpu0, t0 := cpuTime(), time.Now()
 	audit(t, dir, now, n)
 	wall, cpu := time.Since(t0), cpuTime()-cpu0
+	if *auditProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	peak := peakRSS()
 	// Raw Ed25519 before and after the audit, on the same entries and
 	// cores: the mean is what the audit's verifications cost meanwhile.

@@ -338,6 +338,16 @@ func (m *MirrorLog) Checkpoint() []byte {
 	return bytes.Clone(m.checkpoint)
 }
 
+// State returns the stored checkpoint (nil if none) and the number of
+// entries, read together: while a sync appends entries and then stores
+// their checkpoint, Checkpoint followed by Size could see the entries and
+// not yet the checkpoint.
+func (m *MirrorLog) State() (checkpoint []byte, size uint64) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return bytes.Clone(m.checkpoint), m.size
+}
+
 // Append durably appends envelopes at the end of the mirror.
 func (m *MirrorLog) Append(raws [][]byte) error {
 	return m.appendHashed(raws, hashLeaves(raws))
@@ -347,6 +357,25 @@ func (m *MirrorLog) Append(raws [][]byte) error {
 func (m *MirrorLog) appendHashed(raws, leaves [][]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.appendLocked(raws, leaves)
+}
+
+// appendCheckpointed appends envelopes whose leaf hashes the caller
+// computed and then stores cp, the checkpoint of the log they end, at
+// once: a reader of State sees either neither or both. (If cp cannot be
+// stored, the entries stay appended and the checkpoint stored before
+// stays, as after a crash between the two; the auditor says so.)
+func (m *MirrorLog) appendCheckpointed(raws, leaves [][]byte, cp []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.appendLocked(raws, leaves); err != nil {
+		return err
+	}
+	return m.setCheckpointLocked(cp)
+}
+
+// appendLocked is appendHashed; the caller holds m.mu.
+func (m *MirrorLog) appendLocked(raws, leaves [][]byte) error {
 	if !m.write || m.ef == nil {
 		return errors.New("couldn't append to mirrored log: opened read-only")
 	}
@@ -388,6 +417,11 @@ func (m *MirrorLog) appendHashed(raws, leaves [][]byte) error {
 func (m *MirrorLog) SetCheckpoint(cp []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.setCheckpointLocked(cp)
+}
+
+// setCheckpointLocked is SetCheckpoint; the caller holds m.mu.
+func (m *MirrorLog) setCheckpointLocked(cp []byte) error {
 	if err := writeFileAtomic(filepath.Join(m.dir, checkpointFile), cp); err != nil {
 		return fmt.Errorf("couldn't store mirrored checkpoint: %w", err)
 	}

@@ -180,3 +180,44 @@ func TestMirrorLog(t *testing.T) {
 	}
 	checkMirror(t, ml, append(raws, extra...))
 }
+
+// TestMirrorStateIsConsistent reads the mirror's checkpoint and size while
+// a sync appends batches with their checkpoints: every read sees a
+// checkpoint that matches the entries (here, one naming their number).
+func TestMirrorStateIsConsistent(t *testing.T) {
+	ml, err := OpenMirrorLog(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Close()
+	const batches = 200
+	done := make(chan error, 1)
+	go func() {
+		raws := mirrorEntries(batches * 3)
+		for b := range batches {
+			batch := raws[b*3 : b*3+3]
+			if err := ml.appendCheckpointed(batch, hashLeaves(batch), []byte(fmt.Sprint(b*3+3))); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for reads := 0; ; reads++ {
+		cp, size := ml.State()
+		if size > 0 && string(cp) != fmt.Sprint(size) {
+			t.Fatalf("read %d: checkpoint %q with %d entries", reads, cp, size)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cp, size := ml.State(); size != batches*3 || string(cp) != fmt.Sprint(size) {
+				t.Fatalf("at the end: checkpoint %q with %d entries, want %d", cp, size, batches*3)
+			}
+			return
+		default:
+		}
+	}
+}

@@ -607,10 +607,9 @@ func (s *Server) syncParty(ctx context.Context, party string) ([]NodeEquivocatio
 		}
 		return nodeEv, keep("the entries served do not reproduce the checkpoint's root hash", pr), nil
 	}
-	if err := ml.appendHashed(raws, leaves); err != nil {
-		return nodeEv, nil, err
-	}
-	if err := ml.SetCheckpoint(raw); err != nil {
+	// Entries and checkpoint together: an audit meanwhile sees both or
+	// neither.
+	if err := ml.appendCheckpointed(raws, leaves, raw); err != nil {
 		return nodeEv, nil, err
 	}
 	log.DebugContext(ctx, "mirrored", "from", size, "to", cp.Size)
