@@ -433,9 +433,15 @@ func (n *Node) serveDeliver(stream parleyv1.ExchangeService_DeliverServer) error
 		}
 		a := &answer{done: make(chan struct{})}
 		raw := req.GetEnvelope()
-		n.mu.Lock()
-		adm, err := n.admitLocked(ctx, raw, source)
-		n.mu.Unlock()
+		// The signature is verified before the lock, while other
+		// streams and submissions admit theirs.
+		auth, err := n.authenticateEntry(raw, source)
+		var adm admission
+		if err == nil {
+			n.mu.Lock()
+			adm, err = n.admitAuthenticatedLocked(ctx, auth, raw, source)
+			n.mu.Unlock()
+		}
 		if err != nil {
 			a.resp = deliverResponse(raw, accepted{}, err)
 			close(a.done)

@@ -301,8 +301,12 @@ type admission struct {
 // once the entry's index is durable. source names where it came from (for
 // evidence and logs).
 func (n *Node) accept(ctx context.Context, raw []byte, source string) (accepted, error) {
+	auth, err := n.authenticateEntry(raw, source)
+	if err != nil {
+		return accepted{}, err
+	}
 	n.mu.Lock()
-	adm, err := n.admitLocked(ctx, raw, source)
+	adm, err := n.admitAuthenticatedLocked(ctx, auth, raw, source)
 	n.mu.Unlock()
 	if err != nil {
 		return accepted{}, err
@@ -312,13 +316,38 @@ func (n *Node) accept(ctx context.Context, raw []byte, source string) (accepted,
 
 // admitLocked verifies raw and, if it is the sender's next entry, takes its
 // seq. Callers hold n.mu.
-func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (_ admission, err error) {
+func (n *Node) admitLocked(ctx context.Context, raw []byte, source string) (admission, error) {
+	auth, err := n.authenticateEntry(raw, source)
+	if err != nil {
+		return admission{}, err
+	}
+	return n.admitAuthenticatedLocked(ctx, auth, raw, source)
+}
+
+// authenticateEntry runs the checks of an entry that depend on no feed, the
+// signature's above all (verifier.Authenticate), and counts a refusal.
+// It needs no lock: callers run it before they take n.mu, so that
+// signatures are verified while other entries are admitted, and then
+// admit the entry with admitAuthenticatedLocked.
+func (n *Node) authenticateEntry(raw []byte, source string) (*verifier.Authenticated, error) {
+	auth, err := n.ver.Authenticate(raw)
+	if err != nil {
+		n.metrics.entryRejected(err, source)
+		return nil, err
+	}
+	return auth, nil
+}
+
+// admitAuthenticatedLocked places auth, raw authenticated, in its sender's
+// feed and, if it is the sender's next entry, takes its seq. Callers hold
+// n.mu.
+func (n *Node) admitAuthenticatedLocked(ctx context.Context, auth *verifier.Authenticated, raw []byte, source string) (_ admission, err error) {
 	defer func() {
 		if err != nil {
 			n.metrics.entryRejected(err, source)
 		}
 	}()
-	res, err := n.check(ctx, raw)
+	res, err := n.place(ctx, auth)
 	if err != nil {
 		var eq *verifier.EquivocationError
 		if errors.As(err, &eq) {
@@ -432,9 +461,10 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	return accepted{entry: entry}, nil
 }
 
-// check runs the verifier against the current head. Callers hold n.mu.
-func (n *Node) check(ctx context.Context, raw []byte) (verifier.Result, error) {
-	return n.ver.Check(raw, func(sender string) verifier.FeedState { return n.heads[sender] }, func(sender string, seq uint64) (verifier.FeedState, bool) {
+// place runs the rest of the verifier's checks on auth against the current
+// heads. Callers hold n.mu.
+func (n *Node) place(ctx context.Context, auth *verifier.Authenticated) (verifier.Result, error) {
+	return n.ver.Place(auth, func(sender string) verifier.FeedState { return n.heads[sender] }, func(sender string, seq uint64) (verifier.FeedState, bool) {
 		return n.lookup(ctx, sender)(seq)
 	})
 }

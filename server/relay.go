@@ -321,8 +321,13 @@ func (n *Node) acceptAll(ctx context.Context, raws [][]byte, source string) (int
 	)
 	var refusal error
 	for _, raw := range raws {
+		auth, err := n.authenticateEntry(raw, source)
+		if err != nil {
+			refusal = err
+			break
+		}
 		n.mu.Lock()
-		adm, err := n.admitLocked(ctx, raw, source)
+		adm, err := n.admitAuthenticatedLocked(ctx, auth, raw, source)
 		n.mu.Unlock()
 		if err != nil {
 			refusal = err

@@ -181,42 +181,72 @@ func New(a *agreement.Agreement) (*Verifier, error) {
 // Result.State). Refusals are errors, and the first failed step decides
 // which.
 func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, error) {
+	a, err := v.Authenticate(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	return v.Place(a, head, lookup)
+}
+
+// Authenticated is an entry that passed the steps of Check that do not
+// depend on any feed (1 to 3): parsed, its header well formed, signed by
+// its sender under a key valid at its issued_at, dated within the
+// agreement. Only Place reads it.
+type Authenticated struct {
+	p     *envelope.Parsed
+	h     *parleyv1.Header
+	keyID string
+}
+
+// Authenticate runs steps 1 to 3 of Check on raw, with Check's errors.
+// They read no feed and no state that changes, so a caller that holds a
+// lock while it places entries (a node) can authenticate before taking
+// it, and verify signatures on several goroutines at once; Place then
+// does the rest. Check is Authenticate followed by Place.
+func (v *Verifier) Authenticate(raw []byte) (*Authenticated, error) {
 	p, err := envelope.Parse(raw)
 	if err != nil {
-		return Result{}, fmt.Errorf("couldn't parse entry: %w", err)
+		return nil, fmt.Errorf("couldn't parse entry: %w", err)
 	}
 	st := p.Statement
 	h := st.GetHeader()
 	if h == nil {
-		return Result{}, fmt.Errorf("%w: statement has no header", ErrInvalid)
+		return nil, fmt.Errorf("%w: statement has no header", ErrInvalid)
 	}
 	if h.AgreementId != v.agreementID {
-		return Result{}, fmt.Errorf("%w: entry is for agreement %q, want %q", ErrWrongAgreement, clip(h.AgreementId), v.agreementID)
+		return nil, fmt.Errorf("%w: entry is for agreement %q, want %q", ErrWrongAgreement, clip(h.AgreementId), v.agreementID)
 	}
 	pty, ok := v.parties[h.Sender]
 	if !ok {
-		return Result{}, fmt.Errorf("%w: %q is not a party to agreement %q (want one of %s)", ErrUnknownSender, clip(h.Sender), v.agreementID, v.partyIDs)
+		return nil, fmt.Errorf("%w: %q is not a party to agreement %q (want one of %s)", ErrUnknownSender, clip(h.Sender), v.agreementID, v.partyIDs)
 	}
 	if err := checkHeader(h); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	keyID, err := pty.verify(p, h.IssuedAt.AsTime())
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	if err := v.CheckEffective(h.IssuedAt.AsTime()); err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	res := Result{Parsed: p, KeyID: keyID}
+	return &Authenticated{p: p, h: h, keyID: keyID}, nil
+}
+
+// Place runs steps 4 and 5 of Check on an entry Authenticate returned,
+// with Check's errors and result.
+func (v *Verifier) Place(a *Authenticated, head HeadFunc, lookup LookupFunc) (Result, error) {
+	res := Result{Parsed: a.p, KeyID: a.keyID}
 	var cur FeedState
 	if head != nil {
-		cur = head(h.Sender)
+		cur = head(a.h.Sender)
 	}
-	if res.Outcome, err = place(p, h, cur, lookup); err != nil {
+	var err error
+	if res.Outcome, err = place(a.p, a.h, cur, lookup); err != nil {
 		return Result{}, err
 	}
 	if res.Outcome == Accepted {
-		if err := v.validate(st); err != nil {
+		if err := v.validate(a.p.Statement); err != nil {
 			return Result{}, err
 		}
 	}

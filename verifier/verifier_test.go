@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -467,6 +468,54 @@ func TestCheckConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestAuthenticateThenPlace authenticates an entry once and places it
+// against feeds in several states, as a node does when it verifies a
+// signature before it takes its lock: each outcome is Check's.
+func TestAuthenticateThenPlace(t *testing.T) {
+	s := newScenario(t)
+	raws := s.feed(t, "alpha", 3)
+	auth, err := s.v.Authenticate(raws[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gap *verifier.GapError
+	for _, tc := range []struct {
+		name  string
+		held  int
+		want  verifier.Outcome
+		isErr func(error) bool
+	}{
+		{"next entry", 1, verifier.Accepted, nil},
+		{"held already", 2, verifier.Duplicate, nil},
+		{"before its feed", 0, 0, func(err error) bool { return errors.As(err, &gap) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFeeds(t, map[string][][]byte{"alpha": raws[:tc.held]})
+			res, err := s.v.Place(auth, f.head, f.lookup)
+			check, checkErr := s.v.Check(raws[1], f.head, f.lookup)
+			if (err == nil) != (checkErr == nil) || err != nil && err.Error() != checkErr.Error() || res.Outcome != check.Outcome {
+				t.Fatalf("Place: %v, %v; Check: %v, %v", res.Outcome, err, check.Outcome, checkErr)
+			}
+			if tc.isErr != nil {
+				if !tc.isErr(err) {
+					t.Fatalf("got %v, want a gap", err)
+				}
+				return
+			}
+			if err != nil || res.Outcome != tc.want || res.Parsed.Digest != sha256.Sum256(raws[1]) {
+				t.Fatalf("got %v, %v, want %v", res.Outcome, err, tc.want)
+			}
+		})
+	}
+	flipped := bytes.Clone(raws[2])
+	flipped[len(flipped)-40] ^= 1
+	if _, err := s.v.Authenticate(flipped); err == nil {
+		t.Error("authenticated an envelope with a changed byte")
+	} else if _, checkErr := s.v.Check(flipped, nil, nil); checkErr == nil || checkErr.Error() != err.Error() {
+		t.Errorf("Authenticate: %v; Check: %v", err, checkErr)
+	}
 }
 
 // TestSchemaCoverage guards Check's shortcut of validating only the body's
