@@ -35,6 +35,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -272,6 +273,11 @@ type Load struct {
 type Acceptance struct {
 	Echo *Load `json:"echo"`
 	Node *Load `json:"node"`
+	// Turns is how many times each target was driven: the measurement
+	// alternates between the echo and the node, Duration ÷ Turns each
+	// time, so that a change in the machine's speed during the phase
+	// falls on both alike. Their figures are over all their turns.
+	Turns int `json:"turns"`
 	// Ratios are node divided by echo.
 	Ratios Ratios `json:"node_to_echo"`
 	// Target is the issue's target; Met says whether it was reached.
@@ -524,6 +530,113 @@ func (r *runner) measure(ctx context.Context, name, target string, ops []op, pro
 	return loadOf(target, len(ops), res, ps), nil
 }
 
+// acceptTurns is how many turns the echo and the node each take in the
+// acceptance phase: four of at least half a second each, or one if the
+// measurement is shorter.
+func acceptTurns(d time.Duration) int {
+	if d < 2*time.Second {
+		return 1
+	}
+	return 4
+}
+
+// target is one thing alternate drives.
+type target struct {
+	name, target string
+	ops          []op
+	procs        []proc
+}
+
+// alternate drives each of targets in turn, turns times, each time for
+// Duration ÷ turns, and reports each over all its turns: operations,
+// errors, latencies and CPU time summed, peak RSS the largest. name heads
+// its progress line. A change in
+// the machine's speed during the run (other work, a noisy neighbour) then
+// falls on every target alike, which one measurement after the other does
+// not promise.
+func (r *runner) alternate(ctx context.Context, name string, turns int, targets []target) ([]*Load, error) {
+	for _, t := range targets {
+		if err := warm(ctx, t.ops); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.target, err)
+		}
+	}
+	d := r.cfg.Duration / time.Duration(turns)
+	sums := make([]loadResult, len(targets))
+	procs := make([][]Process, len(targets))
+	// One progress line for the whole alternation: a turn may be shorter
+	// than drive's one-second lines.
+	var (
+		mu     sync.Mutex
+		status string
+	)
+	setStatus := func(turn int, now string) {
+		mu.Lock()
+		defer mu.Unlock()
+		var done []string
+		for i, t := range targets {
+			done = append(done, fmt.Sprintf("%s %d ops", t.target, sums[i].ops))
+		}
+		status = fmt.Sprintf("turn %d/%d: %s  (so far %s)", turn, turns, now, strings.Join(done, ", "))
+	}
+	setStatus(1, targets[0].target)
+	stop := startProgress(name, time.Now(), time.Duration(len(targets))*r.cfg.Duration, r.cfg.Progress, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return status
+	})
+	defer stop()
+	for turn := range turns {
+		for i, t := range targets {
+			setStatus(turn+1, t.target)
+			u := startUsage(t.procs...)
+			res := drive(ctx, t.name, t.ops, nil, d, nil)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			ps, err := u.finish(res.ops)
+			if err != nil {
+				r.cfg.logf("couldn't read process figures", "err", err)
+			}
+			mu.Lock()
+			sum := &sums[i]
+			sum.ops += res.ops
+			sum.errors += res.errors
+			sum.elapsed += res.elapsed
+			sum.hist.merge(&res.hist)
+			if sum.firstErr == "" {
+				sum.firstErr = res.firstErr
+			}
+			mu.Unlock()
+			procs[i] = addProcesses(procs[i], ps)
+		}
+	}
+	out := make([]*Load, len(targets))
+	for i, t := range targets {
+		for k := range procs[i] {
+			p := &procs[i][k]
+			p.CPUPer1000 = 0
+			if sums[i].ops > 0 {
+				p.CPUPer1000 = p.CPUSeconds / float64(sums[i].ops) * 1000
+			}
+		}
+		out[i] = loadOf(t.target, len(t.ops), &sums[i], procs[i])
+	}
+	return out, nil
+}
+
+// addProcesses adds the figures of one turn, ps, to those of the turns
+// before, sum (nil at first): CPU time summed, peak RSS the largest.
+func addProcesses(sum, ps []Process) []Process {
+	if sum == nil {
+		return slices.Clone(ps)
+	}
+	for k := range min(len(sum), len(ps)) {
+		sum[k].CPUSeconds += ps[k].CPUSeconds
+		sum[k].PeakRSSMiB = max(sum[k].PeakRSSMiB, ps[k].PeakRSSMiB)
+	}
+	return sum
+}
+
 func loadOf(target string, concurrency int, res *loadResult, ps []Process) *Load {
 	l := &Load{
 		Target: target, Concurrency: concurrency, Seconds: res.elapsed.Seconds(),
@@ -558,22 +671,23 @@ func (r *runner) acceptance(ctx context.Context) (*Acceptance, error) {
 		echoClients = append(echoClients, c)
 	}
 	defer closeAll(echoClients)
-	echo, err := r.measure(ctx, "accept: echo", "echo", submitOps(echoClients, party), []proc{{name: "echo", pid: n.echo.pid()}})
-	if err != nil {
-		return nil, err
-	}
 	nodeClients, err := n.operators(ctx, party, r.cfg.Concurrency)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(nodeClients)
+	turns := acceptTurns(r.cfg.Duration)
 	profiled := r.startProfiles(ctx, n, "accept", []string{party})
-	node, err := r.measure(ctx, "accept: node "+party, "node "+party, submitOps(nodeClients, party), n.procs())
+	loads, err := r.alternate(ctx, "accept", turns, []target{
+		{name: "accept: echo", target: "echo", ops: submitOps(echoClients, party), procs: []proc{{name: "echo", pid: n.echo.pid()}}},
+		{name: "accept: node " + party, target: "node " + party, ops: submitOps(nodeClients, party), procs: n.procs()},
+	})
 	profiled()
 	if err != nil {
 		return nil, err
 	}
-	a := &Acceptance{Echo: echo, Node: node, Target: "node throughput ≥ 0.5 × echo throughput at the same concurrency"}
+	echo, node := loads[0], loads[1]
+	a := &Acceptance{Echo: echo, Node: node, Turns: turns, Target: "node throughput ≥ 0.5 × echo throughput at the same concurrency"}
 	a.Ratios = Ratios{
 		Throughput: ratio(node.Throughput, echo.Throughput),
 		P50:        ratio(node.Latency.P50, echo.Latency.P50),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -155,6 +156,12 @@ func TestRun(t *testing.T) {
 	if a == nil || a.Echo.Ops == 0 || a.Node.Ops == 0 || a.Echo.Errors+a.Node.Errors > 0 {
 		t.Fatalf("acceptance: got %+v, want operations on both targets and no errors", a)
 	}
+	if a.Turns != 4 || a.Echo.Seconds < 1.9 || a.Node.Seconds < 1.9 {
+		t.Errorf("acceptance: got %d turns over %.2f s (echo) and %.2f s (node), want 4 over the 2 s each", a.Turns, a.Echo.Seconds, a.Node.Seconds)
+	}
+	if p := a.Node.Processes; len(p) == 1 && math.Abs(p[0].CPUPer1000-p[0].CPUSeconds/float64(a.Node.Ops)*1000) > 1e-9 {
+		t.Errorf("acceptance: node CPU %.3f s per 1,000 ops, want its %.3f s over its %d ops", p[0].CPUPer1000, p[0].CPUSeconds, a.Node.Ops)
+	}
 	if a.Ratios.Throughput <= 0 || len(a.Node.Processes) != 1 || a.Node.Processes[0].PeakRSSMiB <= 0 {
 		t.Errorf("acceptance: got ratios %+v and processes %+v, want a throughput ratio and the node's figures", a.Ratios, a.Node.Processes)
 	}
@@ -169,8 +176,8 @@ func TestRun(t *testing.T) {
 	if len(r.Scale) != 1 || r.Scale[0].Submit == nil || r.Scale[0].Submit.Ops == 0 {
 		t.Errorf("scale: got %+v, want one size with submissions", r.Scale)
 	}
-	if !strings.Contains(progress.String(), "bench: accept: echo") {
-		t.Errorf("progress: got %q, want lines for the echo load", progress.String())
+	if !strings.Contains(progress.String(), "bench: accept ") || !strings.Contains(progress.String(), "(so far echo ") {
+		t.Errorf("progress: got %q, want lines for the acceptance loads", progress.String())
 	}
 	var table strings.Builder
 	if err := r.WriteTable(&table); err != nil {

@@ -21,6 +21,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if a := r.Acceptance; a != nil {
 		fmt.Fprintf(&b, "\n1. Acceptance at one node (Submit until durable) vs bare gRPC mTLS echo, %d clients\n", a.Node.Concurrency)
+		if a.Turns > 1 {
+			fmt.Fprintf(&b, "(echo and node driven in turn, %d turns each of %.1f s, figures over all turns)\n", a.Turns, a.Echo.Seconds/float64(a.Turns))
+		}
 		tw := table(&b, "target\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tCPU s/1k ops\tpeak RSS MiB")
 		for _, l := range []*Load{a.Echo, a.Node} {
 			cpu, rss := "-", "-"
