@@ -181,11 +181,11 @@ func New(a *agreement.Agreement) (*Verifier, error) {
 // Result.State). Refusals are errors, and the first failed step decides
 // which.
 func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, error) {
-	a, err := v.Authenticate(raw)
+	a, err := v.authenticate(raw)
 	if err != nil {
 		return Result{}, err
 	}
-	return v.Place(a, head, lookup)
+	return v.Place(&a, head, lookup)
 }
 
 // Authenticated is an entry that passed the steps of Check that do not
@@ -204,33 +204,43 @@ type Authenticated struct {
 // it, and verify signatures on several goroutines at once; Place then
 // does the rest. Check is Authenticate followed by Place.
 func (v *Verifier) Authenticate(raw []byte) (*Authenticated, error) {
+	a, err := v.authenticate(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// authenticate is Authenticate, returning a value (Check's stays on the
+// stack).
+func (v *Verifier) authenticate(raw []byte) (Authenticated, error) {
 	p, err := envelope.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't parse entry: %w", err)
+		return Authenticated{}, fmt.Errorf("couldn't parse entry: %w", err)
 	}
 	st := p.Statement
 	h := st.GetHeader()
 	if h == nil {
-		return nil, fmt.Errorf("%w: statement has no header", ErrInvalid)
+		return Authenticated{}, fmt.Errorf("%w: statement has no header", ErrInvalid)
 	}
 	if h.AgreementId != v.agreementID {
-		return nil, fmt.Errorf("%w: entry is for agreement %q, want %q", ErrWrongAgreement, clip(h.AgreementId), v.agreementID)
+		return Authenticated{}, fmt.Errorf("%w: entry is for agreement %q, want %q", ErrWrongAgreement, clip(h.AgreementId), v.agreementID)
 	}
 	pty, ok := v.parties[h.Sender]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q is not a party to agreement %q (want one of %s)", ErrUnknownSender, clip(h.Sender), v.agreementID, v.partyIDs)
+		return Authenticated{}, fmt.Errorf("%w: %q is not a party to agreement %q (want one of %s)", ErrUnknownSender, clip(h.Sender), v.agreementID, v.partyIDs)
 	}
 	if err := checkHeader(h); err != nil {
-		return nil, err
+		return Authenticated{}, err
 	}
 	keyID, err := pty.verify(p, h.IssuedAt.AsTime())
 	if err != nil {
-		return nil, err
+		return Authenticated{}, err
 	}
 	if err := v.CheckEffective(h.IssuedAt.AsTime()); err != nil {
-		return nil, err
+		return Authenticated{}, err
 	}
-	return &Authenticated{p: p, h: h, keyID: keyID}, nil
+	return Authenticated{p: p, h: h, keyID: keyID}, nil
 }
 
 // Place runs steps 4 and 5 of Check on an entry Authenticate returned,
