@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"testing"
+
+	"filippo.io/edwards25519"
 )
 
 // order is the group order L, little-endian: L + S encodes the same scalar
@@ -73,14 +75,75 @@ func TestVerifyEd25519MatchesStdlib(t *testing.T) {
 			if std != tt.want {
 				t.Fatalf("ed25519.Verify = %v, the table says %v", std, tt.want)
 			}
-			// Twice: the first call caches the key, the second uses it.
-			for range 2 {
+			// The first call caches the key, the next use it, and from
+			// the tableAfter-th on its table of multiples.
+			for i := range tableAfter + 2 {
 				if got := verifyEd25519(tt.pub, tt.msg, tt.sig); got != std {
-					t.Fatalf("verifyEd25519 = %v, ed25519.Verify = %v", got, std)
+					t.Fatalf("call %d: verifyEd25519 = %v, ed25519.Verify = %v", i+1, got, std)
 				}
 			}
 		})
 	}
+}
+
+// TestKeyTableMul holds a table's multiplication equal to the library's
+// for points of every kind and scalars at the edges of the digits.
+func TestKeyTableMul(t *testing.T) {
+	lMinus1 := mustHex("ecd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+	top := make([]byte, 32)
+	top[31] = 0x10                           // 2^252
+	eights := bytes.Repeat([]byte{0x88}, 31) // every digit 8: carries all the way
+	points := map[string][]byte{
+		"base point": edwards25519.NewGeneratorPoint().Bytes(),
+		"identity":   mustHex("0100000000000000000000000000000000000000000000000000000000000000"),
+		"order 2":    mustHex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+		"random":     edwards25519.NewGeneratorPoint().ScalarBaseMult(scalar(t, bytes.Repeat([]byte{9}, 64))).Bytes(),
+	}
+	scalars := map[string][]byte{
+		"0": make([]byte, 32), "1": append([]byte{1}, make([]byte, 31)...), "15": append([]byte{15}, make([]byte, 31)...),
+		"16": append([]byte{16}, make([]byte, 31)...), "L-1": lMinus1, "2^252": top, "0x88…": append(eights, 0x08),
+	}
+	for pn, pb := range points {
+		p, err := new(edwards25519.Point).SetBytes(pb)
+		if err != nil {
+			t.Fatal(pn, err)
+		}
+		table := newKeyTable(p)
+		for sn, sb := range scalars {
+			x, err := edwards25519.NewScalar().SetCanonicalBytes(sb)
+			if err != nil {
+				t.Fatal(sn, err)
+			}
+			var got edwards25519.Point
+			if want := new(edwards25519.Point).ScalarMult(x, p); table.mul(&got, x).Equal(want) != 1 {
+				t.Errorf("[%s]%s: got %x, want %x", sn, pn, got.Bytes(), want.Bytes())
+			}
+		}
+	}
+}
+
+// scalar reduces 64 bytes to a scalar.
+func scalar(tb testing.TB, b []byte) *edwards25519.Scalar {
+	x, err := edwards25519.NewScalar().SetUniformBytes(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return x
+}
+
+// FuzzKeyTableMul holds a table's multiplication equal to the library's
+// on points [a]B and scalars reduced from the input.
+func FuzzKeyTableMul(f *testing.F) {
+	f.Add([]byte("point"), []byte("scalar"))
+	f.Add([]byte{}, bytes.Repeat([]byte{0xff}, 64))
+	f.Fuzz(func(t *testing.T, a, x []byte) {
+		p := new(edwards25519.Point).ScalarBaseMult(scalar(t, append(bytes.Clone(a), make([]byte, 64)...)[:64]))
+		k := scalar(t, append(bytes.Clone(x), make([]byte, 64)...)[:64])
+		var got edwards25519.Point
+		if want := new(edwards25519.Point).ScalarMult(k, p); newKeyTable(p).mul(&got, k).Equal(want) != 1 {
+			t.Fatalf("[%x]P: got %x, want %x", k.Bytes(), got.Bytes(), want.Bytes())
+		}
+	})
 }
 
 func flip(b []byte, bit int) []byte {
@@ -119,6 +182,15 @@ func FuzzVerifyEd25519(f *testing.F) {
 		for range 2 {
 			if got := verifyEd25519(pub, msg, sig); got != want {
 				t.Fatalf("verifyEd25519(%x, %x, %x) = %v, ed25519.Verify = %v", pub, msg, sig, got, want)
+			}
+		}
+		// And with the key's table of multiples, which only keys used
+		// many times get.
+		if a, err := new(edwards25519.Point).SetBytes(pub); err == nil {
+			k := &ed25519Key{a: [32]byte(pub)}
+			k.negA.Negate(a)
+			if got := verifyWith(k, newKeyTable(&k.negA), msg, sig); got != want {
+				t.Fatalf("verifyWith(%x, table, %x, %x) = %v, ed25519.Verify = %v", pub, msg, sig, got, want)
 			}
 		}
 	})
