@@ -117,6 +117,9 @@ func (k *ed25519Key) multiples() *keyTable {
 	return t
 }
 
+// identity is the neutral point, which mul starts from.
+var identity = edwards25519.NewIdentityPoint()
+
 // keyTable holds the multiples j·16^i·P of a point P for j = 1 to 8 and
 // i = 0 to 63: t[i][j-1] = j·16^i·P.
 type keyTable [64][8]edwards25519.Point
@@ -138,7 +141,7 @@ func newKeyTable(p *edwards25519.Point) *keyTable {
 // mul sets v to [x]P, P the table's point, and returns v. It runs in time
 // that depends on x, as verification may.
 func (t *keyTable) mul(v *edwards25519.Point, x *edwards25519.Scalar) *edwards25519.Point {
-	v.Set(edwards25519.NewIdentityPoint())
+	v.Set(identity)
 	for i, d := range signedRadix16(x.Bytes()) {
 		switch {
 		case d > 0:
@@ -186,14 +189,24 @@ func cachedKey(pub ed25519.PublicKey) *ed25519Key {
 	if keyCacheSize.Load() >= keyCacheMax {
 		return nil
 	}
-	a, err := new(edwards25519.Point).SetBytes(pub)
+	k, err := newEd25519Key(pub)
 	if err != nil {
 		return nil
 	}
-	k := &ed25519Key{a: id}
-	k.negA.Negate(a)
 	if _, loaded := keyCache.LoadOrStore(id, k); !loaded {
 		keyCacheSize.Add(1)
 	}
 	return k
+}
+
+// newEd25519Key decompresses pub and negates its point; it fails, as
+// SetBytes does, on anything but a point's 32-byte encoding.
+func newEd25519Key(pub []byte) (*ed25519Key, error) {
+	a, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return nil, err
+	}
+	k := &ed25519Key{a: [ed25519.PublicKeySize]byte(pub)}
+	k.negA.Negate(a)
+	return k, nil
 }

@@ -82,6 +82,11 @@ func TestVerifyEd25519MatchesStdlib(t *testing.T) {
 					t.Fatalf("call %d: verifyEd25519 = %v, ed25519.Verify = %v", i+1, got, std)
 				}
 			}
+			// The last calls did use a table (a key that is a point has
+			// one by now), so both ways were compared.
+			if k := cachedKey(tt.pub); k != nil && k.table.Load() == nil {
+				t.Fatalf("no table of multiples after %d verifications", tableAfter+2)
+			}
 		})
 	}
 }
@@ -186,9 +191,7 @@ func FuzzVerifyEd25519(f *testing.F) {
 		}
 		// And with the key's table of multiples, which only keys used
 		// many times get.
-		if a, err := new(edwards25519.Point).SetBytes(pub); err == nil {
-			k := &ed25519Key{a: [32]byte(pub)}
-			k.negA.Negate(a)
+		if k, err := newEd25519Key(pub); err == nil {
 			if got := verifyWith(k, newKeyTable(&k.negA), msg, sig); got != want {
 				t.Fatalf("verifyWith(%x, table, %x, %x) = %v, ed25519.Verify = %v", pub, msg, sig, got, want)
 			}
