@@ -193,8 +193,7 @@ func (v *Verifier) Check(raw []byte, head HeadFunc, lookup LookupFunc) (Result, 
 // its sender under a key valid at its issued_at, dated within the
 // agreement. Only Place reads it.
 type Authenticated struct {
-	p     *envelope.Parsed
-	h     *parleyv1.Header
+	p     *envelope.Parsed // its Statement has a header
 	keyID string
 }
 
@@ -240,19 +239,20 @@ func (v *Verifier) authenticate(raw []byte) (Authenticated, error) {
 	if err := v.CheckEffective(h.IssuedAt.AsTime()); err != nil {
 		return Authenticated{}, err
 	}
-	return Authenticated{p: p, h: h, keyID: keyID}, nil
+	return Authenticated{p: p, keyID: keyID}, nil
 }
 
 // Place runs steps 4 and 5 of Check on an entry Authenticate returned,
 // with Check's errors and result.
 func (v *Verifier) Place(a *Authenticated, head HeadFunc, lookup LookupFunc) (Result, error) {
 	res := Result{Parsed: a.p, KeyID: a.keyID}
+	h := a.p.Statement.GetHeader()
 	var cur FeedState
 	if head != nil {
-		cur = head(a.h.Sender)
+		cur = head(h.Sender)
 	}
 	var err error
-	if res.Outcome, err = place(a.p, a.h, cur, lookup); err != nil {
+	if res.Outcome, err = place(a.p, h, cur, lookup); err != nil {
 		return Result{}, err
 	}
 	if res.Outcome == Accepted {
