@@ -549,11 +549,10 @@ type target struct {
 
 // alternate drives each of targets in turn, turns times, each time for
 // Duration ÷ turns, and reports each over all its turns: operations,
-// errors, latencies and CPU time summed, peak RSS the largest. name heads
-// its progress line. A change in
+// errors, latencies and CPU time summed, peak RSS the largest. A change in
 // the machine's speed during the run (other work, a noisy neighbour) then
 // falls on every target alike, which one measurement after the other does
-// not promise.
+// not promise. name heads its progress line.
 func (r *runner) alternate(ctx context.Context, name string, turns int, targets []target) ([]*Load, error) {
 	for _, t := range targets {
 		if err := warm(ctx, t.ops); err != nil {
@@ -564,19 +563,20 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 	sums := make([]loadResult, len(targets))
 	procs := make([][]Process, len(targets))
 	// One progress line for the whole alternation: a turn may be shorter
-	// than drive's one-second lines.
+	// than drive's one-second lines. Only status is shared with it.
 	var (
 		mu     sync.Mutex
 		status string
 	)
 	setStatus := func(turn int, now string) {
-		mu.Lock()
-		defer mu.Unlock()
 		var done []string
 		for i, t := range targets {
 			done = append(done, fmt.Sprintf("%s %d ops", t.target, sums[i].ops))
 		}
-		status = fmt.Sprintf("turn %d/%d: %s  (so far %s)", turn, turns, now, strings.Join(done, ", "))
+		line := fmt.Sprintf("turn %d/%d: %s  (so far %s)", turn, turns, now, strings.Join(done, ", "))
+		mu.Lock()
+		status = line
+		mu.Unlock()
 	}
 	setStatus(1, targets[0].target)
 	stop := startProgress(name, time.Now(), time.Duration(len(targets))*r.cfg.Duration, r.cfg.Progress, func() string {
@@ -597,7 +597,6 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 			if err != nil {
 				r.cfg.logf("couldn't read process figures", "err", err)
 			}
-			mu.Lock()
 			sum := &sums[i]
 			sum.ops += res.ops
 			sum.errors += res.errors
@@ -606,7 +605,6 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 			if sum.firstErr == "" {
 				sum.firstErr = res.firstErr
 			}
-			mu.Unlock()
 			procs[i] = addProcesses(procs[i], ps)
 		}
 	}
