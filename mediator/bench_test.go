@@ -37,19 +37,12 @@ func cpuTime() time.Duration {
 }
 
 // auditDir writes a data directory holding one mirrored log of n
-// entries and returns the time to audit it at and a function that
-// measures the raw Ed25519 verifications per second of CPU time on the
-// same envelopes (see rawEd25519). On a shared machine the load changes
-// from one minute to the next: measure it next to the audit, not once.
-func auditDir(tb testing.TB, dir string, n int) (time.Time, func() float64) {
-	now, raw, _ := auditDirOwn(tb, dir, n)
-	return now, raw
-}
-
-// auditDirOwn is auditDir, and also returns a function that measures the
-// verifications per second of CPU time of the audit's own verification
-// call, envelope.VerifySignature (see ownEd25519).
-func auditDirOwn(tb testing.TB, dir string, n int) (time.Time, func() float64, func() float64) {
+// entries and returns the time to audit it at and two functions that
+// measure verifications per second of CPU time on the same envelopes: raw
+// Ed25519 (see rawEd25519) and the audit's own verification call (see
+// ownEd25519). On a shared machine the load changes from one minute to
+// the next: measure them next to the audit, not once.
+func auditDir(tb testing.TB, dir string, n int) (time.Time, func() float64, func() float64) {
 	d := newDiskNet(tb)
 	entries := d.exchange(tb, n)
 	d.writeDir(tb, dir, map[string][][]byte{"alpha": entries}, nil)
@@ -181,7 +174,7 @@ func TestAuditMillion(t *testing.T) {
 	mediator.WithoutReplayCheck(t)
 	const n = 1_000_000
 	dir := t.TempDir()
-	now, raw, own := auditDirOwn(t, dir, n)
+	now, raw, own := auditDir(t, dir, n)
 	before, ownBefore := raw(), own()
 	resetPeakRSS()
 	if *auditProfile != "" {
@@ -244,7 +237,7 @@ func BenchmarkAudit(b *testing.B) {
 	mediator.WithoutReplayCheck(b)
 	const n = 30000
 	dir := b.TempDir()
-	now, raw := auditDir(b, dir, n)
+	now, raw, _ := auditDir(b, dir, n)
 	var (
 		cpu   time.Duration
 		iters int

@@ -350,11 +350,7 @@ func (m *MirrorLog) State() (checkpoint []byte, size uint64) {
 
 // Append durably appends envelopes at the end of the mirror.
 func (m *MirrorLog) Append(raws [][]byte) error {
-	return m.appendHashed(raws, hashLeaves(raws))
-}
-
-// appendHashed appends envelopes whose leaf hashes the caller computed.
-func (m *MirrorLog) appendHashed(raws, leaves [][]byte) error {
+	leaves := hashLeaves(raws)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.appendLocked(raws, leaves)
@@ -374,7 +370,8 @@ func (m *MirrorLog) appendCheckpointed(raws, leaves [][]byte, cp []byte) error {
 	return m.setCheckpointLocked(cp)
 }
 
-// appendLocked is appendHashed; the caller holds m.mu.
+// appendLocked appends envelopes whose leaf hashes the caller computed;
+// the caller holds m.mu.
 func (m *MirrorLog) appendLocked(raws, leaves [][]byte) error {
 	if !m.write || m.ef == nil {
 		return errors.New("couldn't append to mirrored log: opened read-only")
