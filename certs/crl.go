@@ -2,7 +2,6 @@ package certs
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -16,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 )
 
 // ErrRevoked is wrapped by verification errors for a certificate that the CA
@@ -288,19 +285,4 @@ func (r *Revocations) Status() []CRLStatus {
 		}
 	}
 	return out
-}
-
-// PeerCertificate returns the leaf certificate of the TLS peer of a gRPC
-// call or stream. Like [PeerIdentity], it is meaningful only on connections
-// made with [ServerConfig] or [ClientConfig], whose handshake verified it.
-func PeerCertificate(ctx context.Context) (*x509.Certificate, bool) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.AuthInfo == nil {
-		return nil, false
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.PeerCertificates) == 0 {
-		return nil, false
-	}
-	return info.State.PeerCertificates[0], true
 }

@@ -18,8 +18,6 @@ import (
 	"net/url"
 	"strings"
 
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 )
 
 // Role is what a certificate holder may do in the exchange. The server decides
@@ -165,29 +163,6 @@ func IdentityFromCert(cert *x509.Certificate) (Identity, error) {
 		return Identity{}, fmt.Errorf("couldn't read identity of certificate %q: %w", cert.Subject.CommonName, err)
 	}
 	return id, nil
-}
-
-// PeerIdentity returns the identity of the TLS peer of a gRPC call or stream,
-// from the leaf certificate of the connection (State.PeerCertificates[0]).
-//
-// PeerIdentity does not verify the certificate again: it is only meaningful
-// when the connection was established with [ServerConfig] or [ClientConfig],
-// whose handshake verified that leaf against the trust bundle. It returns
-// false when ctx carries no TLS peer or the leaf has no valid identity.
-func PeerIdentity(ctx context.Context) (Identity, bool) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.AuthInfo == nil {
-		return Identity{}, false
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.PeerCertificates) == 0 {
-		return Identity{}, false
-	}
-	id, err := IdentityFromCert(info.State.PeerCertificates[0])
-	if err != nil {
-		return Identity{}, false
-	}
-	return id, true
 }
 
 // identityKey is the context key of WithIdentity.

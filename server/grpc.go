@@ -25,7 +25,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	grpcpeer "google.golang.org/grpc/peer"
@@ -110,7 +109,7 @@ func (n *Node) GRPCServer() (*grpc.Server, error) {
 
 	l := n.cfg.Limits
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.cfg.TLS)),
+		grpc.Creds(certs.ServerCredentials(n.cfg.TLS)),
 		grpc.MaxRecvMsgSize(l.MaxRecvMessageBytes),
 		grpc.MaxSendMsgSize(l.MaxSendMessageBytes),
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
