@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // ErrRevoked is wrapped by verification errors for a certificate that the CA

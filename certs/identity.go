@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-
 )
 
 // Role is what a certificate holder may do in the exchange. The server decides
