@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/health"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/agreement"
@@ -547,31 +548,55 @@ func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error
 }
 
 // deterministic is the encoding of every envelope and statement
-// (envelope.Sign's); discardUnknown is envelope.Parse's decoding.
-var (
-	deterministic  = proto.MarshalOptions{Deterministic: true}
-	discardUnknown = proto.UnmarshalOptions{DiscardUnknown: true}
-)
+// (envelope.Sign's).
+var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// canonicalBody returns a copy of b decoded from its deterministic
-// encoding, and that encoding, which is the body's part of the statement's
-// encoding. It refuses, as envelope.Parse would refuse the signed
-// envelope, a body whose encoding does not decode to itself: one with
-// unknown fields (from a newer client), which decoding drops.
+// canonicalBody returns b and its deterministic encoding, which is the
+// body's part of the statement's encoding. It refuses, as envelope.Parse
+// would refuse the signed envelope, a body whose encoding does not decode to
+// itself: one with unknown fields (from a newer client), which decoding
+// drops. b, a message decoded from the wire or built by the node, needs no
+// other check for that; the caller must not change it afterwards, since the
+// admitted entry keeps it as its parsed body.
 func canonicalBody(b *parleyv1.Body) (*parleyv1.Body, []byte, error) {
+	if hasUnknown(b.ProtoReflect()) {
+		return nil, nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
+	}
 	raw, err := deterministic.Marshal(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: couldn't encode the body: %w", envelope.ErrMalformed, err)
 	}
-	clean := new(parleyv1.Body)
-	if err := discardUnknown.Unmarshal(raw, clean); err != nil {
-		return nil, nil, fmt.Errorf("%w: couldn't decode the body: %w", envelope.ErrMalformed, err)
+	return b, raw, nil
+}
+
+// hasUnknown reports whether m or any message within it holds unknown
+// fields.
+func hasUnknown(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
 	}
-	again, err := deterministic.Marshal(clean)
-	if err != nil || !bytes.Equal(again, raw) {
-		return nil, nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
-	}
-	return clean, raw, nil
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					found = hasUnknown(mv.Message())
+					return !found
+				})
+			}
+		case fd.IsList():
+			if fd.Message() != nil {
+				for l, i := v.List(), 0; i < l.Len() && !found; i++ {
+					found = hasUnknown(l.Get(i).Message())
+				}
+			}
+		case fd.Message() != nil:
+			found = hasUnknown(v.Message())
+		}
+		return !found
+	})
+	return found
 }
 
 // signStatement signs the statement of header h and body b, whose

@@ -111,11 +111,24 @@ func TestSignStatementMatchesEnvelope(t *testing.T) {
 // signing, the bodies whose envelope envelope.Parse would refuse, with
 // Parse's errors.
 func TestSubmitRefusesWhatParseRefuses(t *testing.T) {
-	unknown := testBodies()["notification"]
-	n := unknown.GetNotification()
-	n.Area.ProtoReflect().SetUnknown([]byte{0xf8, 0x01, 0x01}) // field 31, varint 1
-	if _, _, err := canonicalBody(unknown); !errors.Is(err, envelope.ErrNonCanonical) {
-		t.Fatalf("body with an unknown field: got %v, want ErrNonCanonical", err)
+	field31 := []byte{0xf8, 0x01, 0x01} // field 31, varint 1
+	for where, m := range map[string]func(b *parleyv1.Body) proto.Message{
+		"body":                  func(b *parleyv1.Body) proto.Message { return b },
+		"notification":          func(b *parleyv1.Body) proto.Message { return b.GetNotification() },
+		"area (nested)":         func(b *parleyv1.Body) proto.Message { return b.GetNotification().GetArea() },
+		"polygon[0] (list)":     func(b *parleyv1.Body) proto.Message { return b.GetNotification().GetArea().GetPolygon()[0] },
+		"stages[0].start (wkt)": func(b *parleyv1.Body) proto.Message { return b.GetNotification().GetStages()[0].GetStart() },
+	} {
+		unknown := testBodies()["notification"]
+		m(unknown).ProtoReflect().SetUnknown(field31)
+		if _, _, err := canonicalBody(unknown); !errors.Is(err, envelope.ErrNonCanonical) {
+			t.Errorf("body with an unknown field in %s: got %v, want ErrNonCanonical", where, err)
+		}
+	}
+	receipt := testBodies()["receipt"]
+	receipt.GetReceipt().GetAcks()[0].ProtoReflect().SetUnknown(field31)
+	if _, _, err := canonicalBody(receipt); !errors.Is(err, envelope.ErrNonCanonical) {
+		t.Errorf("receipt with an unknown field in acks[0]: got %v, want ErrNonCanonical", err)
 	}
 	big := testBodies()["notification"]
 	big.GetNotification().Purpose = strings.Repeat("p", envelope.MaxSize)
@@ -248,6 +261,52 @@ func BenchmarkSubmitSign(b *testing.B) {
 			if _, err := envelope.Parse(raw); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzCanonicalBody holds canonicalBody, which looks for unknown fields
+// instead of decoding its encoding again, to the round trip that
+// envelope.Parse makes of a signed body: it must refuse a body exactly when
+// the round trip would not give back its encoding, and otherwise return an
+// encoding that decodes to the body.
+func FuzzCanonicalBody(f *testing.F) {
+	for _, b := range testBodies() {
+		raw, err := proto.Marshal(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+		f.Add(append(raw, 0xf8, 0x01, 0x01))
+	}
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		b := new(parleyv1.Body)
+		if proto.Unmarshal(wire, b) != nil { // gRPC's decoding: unknown fields kept
+			return
+		}
+		_, raw, err := canonicalBody(b)
+		want, werr := deterministic.Marshal(b)
+		if werr != nil {
+			if err == nil {
+				t.Fatalf("canonicalBody took a body that doesn't encode: %v", werr)
+			}
+			return
+		}
+		again := new(parleyv1.Body)
+		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(want, again); err != nil {
+			t.Fatalf("the deterministic encoding doesn't decode: %v", err)
+		}
+		round, _ := deterministic.Marshal(again)
+		roundTrips := bytes.Equal(round, want)
+		switch {
+		case err != nil && roundTrips:
+			t.Fatalf("canonicalBody refused a body whose encoding round-trips: %v", err)
+		case err == nil && !roundTrips:
+			t.Fatalf("canonicalBody took a body whose encoding doesn't round-trip")
+		case err == nil && (!bytes.Equal(raw, want) || !proto.Equal(again, b)):
+			t.Fatalf("canonicalBody's encoding %x doesn't decode to the body (want %x)", raw, want)
+		case err != nil && !errors.Is(err, envelope.ErrNonCanonical) && !errors.Is(err, envelope.ErrMalformed):
+			t.Fatalf("canonicalBody: got %v, want ErrNonCanonical or ErrMalformed", err)
 		}
 	})
 }
