@@ -71,6 +71,21 @@ func canonical(m proto.Message, raw []byte) bool {
 	return s.walk(raw)
 }
 
+// IsCanonical reports whether raw is the canonical encoding of a message of
+// m's type, as Parse requires of an envelope and its statement: whether
+// decoding raw (dropping unknown fields) and encoding the result
+// deterministically gives raw back. m only names the type. A node signing a
+// statement it was sent as a message uses it on that message's encoding,
+// which keeps any unknown fields it arrived with: the walk refuses them.
+func IsCanonical(m proto.Message, raw []byte) bool {
+	s := schemaOf(m.ProtoReflect().Descriptor())
+	if !s.fallback {
+		return s.walk(raw)
+	}
+	fresh := m.ProtoReflect().New().Interface()
+	return unmarshal.Unmarshal(raw, fresh) == nil && reencodes(fresh, raw)
+}
+
 // wireSchema is what the walk needs to know of one message type.
 type wireSchema struct {
 	// fields is indexed by field number; nil for unknown numbers.

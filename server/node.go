@@ -21,7 +21,6 @@ import (
 	"google.golang.org/grpc/health"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/agreement"
@@ -555,48 +554,19 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // body's part of the statement's encoding. It refuses, as envelope.Parse
 // would refuse the signed envelope, a body whose encoding does not decode to
 // itself: one with unknown fields (from a newer client), which decoding
-// drops. b, a message decoded from the wire or built by the node, needs no
-// other check for that; the caller must not change it afterwards, since the
-// admitted entry keeps it as its parsed body.
+// drops. The caller must not change b afterwards: the admitted entry keeps
+// it as its parsed body.
 func canonicalBody(b *parleyv1.Body) (*parleyv1.Body, []byte, error) {
-	if hasUnknown(b.ProtoReflect()) {
-		return nil, nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
-	}
 	raw, err := deterministic.Marshal(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: couldn't encode the body: %w", envelope.ErrMalformed, err)
 	}
-	return b, raw, nil
-}
-
-// hasUnknown reports whether m or any message within it holds unknown
-// fields.
-func hasUnknown(m protoreflect.Message) bool {
-	if len(m.GetUnknown()) > 0 {
-		return true
+	// The encoding keeps the unknown fields b was decoded with; the
+	// canonical walk refuses them.
+	if !envelope.IsCanonical(b, raw) {
+		return nil, nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
 	}
-	found := false
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					found = hasUnknown(mv.Message())
-					return !found
-				})
-			}
-		case fd.IsList():
-			if fd.Message() != nil {
-				for l, i := v.List(), 0; i < l.Len() && !found; i++ {
-					found = hasUnknown(l.Get(i).Message())
-				}
-			}
-		case fd.Message() != nil:
-			found = hasUnknown(v.Message())
-		}
-		return !found
-	})
-	return found
+	return b, raw, nil
 }
 
 // signStatement signs the statement of header h and body b, whose
