@@ -1,0 +1,43 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"testing"
+)
+
+// TestTuneGC checks the node's garbage-collection defaults and that GOGC
+// and GOMEMLIMIT in the environment win over them.
+func TestTuneGC(t *testing.T) {
+	percent, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// What the runtime read from the environment at start-up is not read
+	// again: these stand in for it.
+	const envPercent, envLimit = 100, 1 << 40
+	for _, tc := range []struct {
+		name, gogc, gomemlimit string
+		wantPercent            int
+		wantLimit              int64
+	}{
+		{"defaults", "", "", nodeGCPercent, nodeMemoryLimit},
+		{"GOGC set", "50", "", envPercent, nodeMemoryLimit},
+		{"GOMEMLIMIT set", "", "1TiB", nodeGCPercent, envLimit},
+		{"both set", "off", "1TiB", envPercent, envLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.gogc)
+			t.Setenv("GOMEMLIMIT", tc.gomemlimit)
+			debug.SetGCPercent(envPercent)
+			debug.SetMemoryLimit(envLimit)
+			tuneGC(log)
+			if got := debug.SetGCPercent(100); got != tc.wantPercent {
+				t.Errorf("GC percent %d, want %d", got, tc.wantPercent)
+			}
+			if got := debug.SetMemoryLimit(-1); got != tc.wantLimit {
+				t.Errorf("memory limit %d, want %d", got, tc.wantLimit)
+			}
+		})
+	}
+}
