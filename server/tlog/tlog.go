@@ -40,8 +40,13 @@ const (
 	// minCheckpointInterval is the smallest interval the POSIX driver accepts.
 	minCheckpointInterval = 100 * time.Millisecond
 	// batchMaxSize is the most entries the integrator hands Tessera at a
-	// time, and Tessera's batch size: one full entry bundle.
-	batchMaxSize = layout.EntryBundleWidth
+	// time, and Tessera's batch size: four full entry bundles. Tessera's
+	// cost is per batch (its synced file replacements), so a log taking
+	// more than a bundle per gathering (2,560 entries/s with
+	// integrateGatherLoaded) gets larger batches: in the node's acceptance
+	// profile Tessera fell from 7.6 % to 4.7 % of the CPU against batches of
+	// one bundle.
+	batchMaxSize = 4 * layout.EntryBundleWidth
 	// walBatchMax is the most entries written to the write-ahead log at a time.
 	walBatchMax = 4096
 	// maxPending is the most entries durable in the write-ahead log and not
