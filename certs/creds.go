@@ -38,8 +38,10 @@ func (c identityCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.Aut
 	}
 	a := AuthInfo{TLSInfo: ti}
 	if len(ti.State.PeerCertificates) > 0 {
-		id, err := IdentityFromCert(ti.State.PeerCertificates[0])
-		a.identity, a.hasIdentity = id, err == nil
+		leaf := ti.State.PeerCertificates[0]
+		a.identity, a.identityErr = IdentityFromCert(leaf)
+		a.hasIdentity = a.identityErr == nil
+		a.serial = leaf.SerialNumber.Text(16)
 	}
 	return conn, a, nil
 }
@@ -54,24 +56,28 @@ func (c identityCreds) Clone() credentials.TransportCredentials {
 type AuthInfo struct {
 	credentials.TLSInfo
 	identity    Identity
+	identityErr error
 	hasIdentity bool
+	// serial is the leaf's serial number in hexadecimal, as CRLs are
+	// looked up.
+	serial string
 }
 
 // tlsState returns the TLS state of the peer of a gRPC call or stream and,
-// if the connection was served with ServerCredentials, the identity read
-// then (cached true).
-func tlsState(ctx context.Context) (state *tls.ConnectionState, id Identity, hasID, cached bool) {
+// if the connection was served with ServerCredentials, what was read at its
+// handshake (cached true).
+func tlsState(ctx context.Context) (state *tls.ConnectionState, info AuthInfo, cached bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.AuthInfo == nil {
-		return nil, Identity{}, false, false
+		return nil, AuthInfo{}, false
 	}
 	switch info := p.AuthInfo.(type) {
 	case AuthInfo:
-		return &info.State, info.identity, info.hasIdentity, true
+		return &info.State, info, true
 	case credentials.TLSInfo:
-		return &info.State, Identity{}, false, false
+		return &info.State, AuthInfo{}, false
 	}
-	return nil, Identity{}, false, false
+	return nil, AuthInfo{}, false
 }
 
 // PeerIdentity returns the identity of the TLS peer of a gRPC call or stream,
@@ -83,9 +89,9 @@ func tlsState(ctx context.Context) (state *tls.ConnectionState, id Identity, has
 // whose handshake verified that leaf against the trust bundle. It returns
 // false when ctx carries no TLS peer or the leaf has no valid identity.
 func PeerIdentity(ctx context.Context) (Identity, bool) {
-	state, id, hasID, cached := tlsState(ctx)
+	state, info, cached := tlsState(ctx)
 	if cached {
-		return id, hasID
+		return info.identity, info.hasIdentity
 	}
 	if state == nil || len(state.PeerCertificates) == 0 {
 		return Identity{}, false
@@ -101,7 +107,7 @@ func PeerIdentity(ctx context.Context) (Identity, bool) {
 // call or stream. Like [PeerIdentity], it is meaningful only on connections
 // made with [ServerConfig] or [ClientConfig], whose handshake verified it.
 func PeerCertificate(ctx context.Context) (*x509.Certificate, bool) {
-	state, _, _, _ := tlsState(ctx)
+	state, _, _ := tlsState(ctx)
 	if state == nil || len(state.PeerCertificates) == 0 {
 		return nil, false
 	}

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -247,7 +248,33 @@ func (r *Revocations) Check(leaf *x509.Certificate) error {
 	if err != nil {
 		return err
 	}
-	serial := leaf.SerialNumber.Text(16)
+	return r.check(leaf, id, leaf.SerialNumber.Text(16))
+}
+
+// CheckPeer is Check of the leaf certificate of the TLS peer of a gRPC call
+// or stream, if it has one. On connections served with [ServerCredentials]
+// it uses the identity and serial number read at the handshake.
+func (r *Revocations) CheckPeer(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	state, info, cached := tlsState(ctx)
+	if state == nil || len(state.PeerCertificates) == 0 {
+		return nil
+	}
+	leaf := state.PeerCertificates[0]
+	if !cached {
+		return r.Check(leaf)
+	}
+	if !info.hasIdentity {
+		return info.identityErr
+	}
+	return r.check(leaf, info.identity, info.serial)
+}
+
+// check is Check of leaf, whose identity is id and serial number, in
+// hexadecimal, serial.
+func (r *Revocations) check(leaf *x509.Certificate, id Identity, serial string) error {
 	for _, l := range r.set.Load().domains[id.Party] {
 		if !issuedBy(leaf, l.ca) {
 			continue

@@ -60,10 +60,8 @@ func (n *Node) authorize(ctx context.Context, method string) (context.Context, e
 	}
 	// The handshake checked the CRLs in force then; check them again, so
 	// that a revocation also cuts off connections made before it.
-	if leaf, ok := certs.PeerCertificate(ctx); ok {
-		if err := n.cfg.Revocations.Check(leaf); err != nil {
-			return nil, status.Errorf(codes.Unauthenticated, "%v", err)
-		}
+	if err := n.cfg.Revocations.CheckPeer(ctx); err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%v", err)
 	}
 	// The TLS layer checked the chain against the CA of id.Party; here the
 	// role must fit what the agreement says that trust domain is.
