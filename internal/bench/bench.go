@@ -267,6 +267,9 @@ type Load struct {
 	Latency Latency `json:"latency"`
 	// Processes is the server processes' resource use during the load.
 	Processes []Process `json:"processes"`
+	// Clients is the harness process's own use during the load (phase
+	// accept), when the clients' cost per call is measured too.
+	Clients *Process `json:"clients,omitempty"`
 }
 
 // Acceptance is phase accept: one node against the echo baseline.
@@ -588,7 +591,9 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 	for turn := range turns {
 		for i, t := range targets {
 			setStatus(turn+1, t.target)
-			u := startUsage(t.procs...)
+			// The harness too: its clients' cost per call is part of
+			// what the two targets share the machine's cores with.
+			u := startUsage(append(slices.Clone(t.procs), selfProc())...)
 			res := drive(ctx, t.name, t.ops, nil, d, nil)
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -617,7 +622,9 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 				p.CPUPer1000 = p.CPUSeconds / float64(sums[i].ops) * 1000
 			}
 		}
-		out[i] = loadOf(t.target, len(t.ops), &sums[i], procs[i])
+		n := len(procs[i]) - 1 // the harness is last
+		out[i] = loadOf(t.target, len(t.ops), &sums[i], procs[i][:n:n])
+		out[i].Clients = &procs[i][n]
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,6 +162,12 @@ func TestRun(t *testing.T) {
 	}
 	if p := a.Node.Processes; len(p) == 1 && math.Abs(p[0].CPUPer1000-p[0].CPUSeconds/float64(a.Node.Ops)*1000) > 1e-9 {
 		t.Errorf("acceptance: node CPU %.3f s per 1,000 ops, want its %.3f s over its %d ops", p[0].CPUPer1000, p[0].CPUSeconds, a.Node.Ops)
+	}
+	for _, l := range []*Load{a.Echo, a.Node} {
+		c := l.Clients
+		if c == nil || c.PID != os.Getpid() || c.CPUSeconds <= 0 || math.Abs(c.CPUPer1000-c.CPUSeconds/float64(l.Ops)*1000) > 1e-9 {
+			t.Errorf("acceptance, %s: clients' figures %+v, want this process's CPU time over its %d ops", l.Target, c, l.Ops)
+		}
 	}
 	if a.Ratios.Throughput <= 0 || len(a.Node.Processes) != 1 || a.Node.Processes[0].PeakRSSMiB <= 0 {
 		t.Errorf("acceptance: got ratios %+v and processes %+v, want a throughput ratio and the node's figures", a.Ratios, a.Node.Processes)

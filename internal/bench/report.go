@@ -34,6 +34,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "node ÷ echo\t%.3f\t%.1f\t\t%.1f\t\t\t%.1f\t%.1f\n", a.Ratios.Throughput, a.Ratios.P50, a.Ratios.P99, a.Ratios.CPUPer1000, a.Ratios.PeakRSS)
 		tw.Flush()
+		if a.Echo.Clients != nil && a.Node.Clients != nil {
+			fmt.Fprintf(&b, "clients (the harness, the same code for both): CPU s/1k ops %s with the echo, %s with the node\n",
+				f3(a.Echo.Clients.CPUPer1000), f3(a.Node.Clients.CPUPer1000))
+		}
 		fmt.Fprintf(&b, "target: %s: %s\n", a.Target, metOrMissed(a.Met))
 		for _, l := range []*Load{a.Echo, a.Node} {
 			if l.FirstError != "" {
