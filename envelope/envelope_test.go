@@ -499,6 +499,12 @@ func FuzzParse(f *testing.F) {
 		if !ok || h.Sender != ph.GetSender() || h.Seq != ph.GetSeq() || !bytes.Equal(h.Prev, ph.GetPrev()) {
 			t.Fatalf("PeekHeader: got %+v, %v; Parse read sender %q seq %d prev %x", h, ok, ph.GetSender(), ph.GetSeq(), ph.GetPrev())
 		}
+		if rh, ok := envelope.PeekRawHeader(raw); !ok || string(rh.Sender) != h.Sender || rh.Seq != h.Seq || !bytes.Equal(rh.Prev, h.Prev) {
+			t.Fatalf("PeekRawHeader: got %+v, %v; PeekHeader read %+v", rh, ok, h)
+		}
+		if pl, ok := envelope.PeekPayload(raw); !ok || !bytes.Equal(pl, p.Envelope.Payload) {
+			t.Fatalf("PeekPayload: got %x, %v; Parse read %x", pl, ok, p.Envelope.Payload)
+		}
 	})
 }
 

@@ -18,29 +18,48 @@ type Header struct {
 // path. For an envelope Parse accepts, it returns Parse's header values
 // (FuzzParse checks this).
 func PeekHeader(raw []byte) (Header, bool) {
-	payload, ok := firstBytes(raw, 1)
+	r, ok := PeekRawHeader(raw)
 	if !ok {
 		return Header{}, false
+	}
+	return Header{Sender: string(r.Sender), Seq: r.Seq, Prev: r.Prev}, true
+}
+
+// RawHeader is what PeekRawHeader reads of a statement's header. Its
+// slices alias the envelope's bytes.
+type RawHeader struct {
+	Sender []byte
+	Seq    uint64
+	Prev   []byte
+}
+
+// PeekRawHeader is PeekHeader without copying the sender out of the
+// envelope, for a reader of many entries (a mediator's audit). When it
+// reports false, its RawHeader is the zero value.
+func PeekRawHeader(raw []byte) (RawHeader, bool) {
+	payload, ok := PeekPayload(raw)
+	if !ok {
+		return RawHeader{}, false
 	}
 	header, ok := firstBytes(payload, 1)
 	if !ok {
-		return Header{}, false
+		return RawHeader{}, false
 	}
-	var h Header
+	var h RawHeader
 	for b := header; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return Header{}, false
+			return RawHeader{}, false
 		}
 		b = b[n:]
 		m := protowire.ConsumeFieldValue(num, typ, b)
 		if m < 0 {
-			return Header{}, false
+			return RawHeader{}, false
 		}
+		// The value is well formed (ConsumeFieldValue checked it).
 		switch {
 		case num == 2 && typ == protowire.BytesType:
-			v, _ := protowire.ConsumeBytes(b)
-			h.Sender = string(v)
+			h.Sender, _ = protowire.ConsumeBytes(b)
 		case num == 3 && typ == protowire.VarintType:
 			h.Seq, _ = protowire.ConsumeVarint(b)
 		case num == 4 && typ == protowire.BytesType:
@@ -49,6 +68,14 @@ func PeekHeader(raw []byte) (Header, bool) {
 		b = b[m:]
 	}
 	return h, true
+}
+
+// PeekPayload returns the payload of an envelope (the statement's
+// encoding), walking the wire format only: like PeekHeader, it checks
+// nothing else. It reports false if the envelope has no well-formed
+// payload field.
+func PeekPayload(raw []byte) ([]byte, bool) {
+	return firstBytes(raw, 1)
 }
 
 // firstBytes returns the value of the first length-delimited field num of

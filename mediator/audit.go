@@ -13,7 +13,6 @@ import (
 
 	flog "github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/parley-dev/parley/agreement"
 	"github.com/parley-dev/parley/client"
@@ -725,30 +724,6 @@ func (ad *auditor) rules(entries []rules.Entry) error {
 		ad.rep.finding(findingOf(f))
 	}
 	ad.rep.timeline(ad, entries)
-	return nil
-}
-
-// field returns the first length-delimited field num of a message.
-func field(b []byte, num protowire.Number) []byte {
-	for len(b) > 0 {
-		n, typ, m := protowire.ConsumeTag(b)
-		if m < 0 {
-			return nil
-		}
-		b = b[m:]
-		if n == num && typ == protowire.BytesType {
-			v, k := protowire.ConsumeBytes(b)
-			if k < 0 {
-				return nil
-			}
-			return v
-		}
-		k := protowire.ConsumeFieldValue(n, typ, b)
-		if k < 0 {
-			return nil
-		}
-		b = b[k:]
-	}
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-dev/parley/envelope"
@@ -246,12 +245,12 @@ func (ad *auditor) scan() error {
 				}
 			}
 			d := sha256.Sum256(raw)
-			pk := peekHeader(raw)
+			pk, _ := envelope.PeekRawHeader(raw)
 			id, seen := ad.ids[d]
 			if !seen {
 				id = uint32(len(ad.dist))
 				ad.ids[d] = id
-				ad.dist = append(ad.dist, distinct{log: int32(li), index: i, seq: pk.seq, own: string(pk.sender) == l.party, prevID: noID})
+				ad.dist = append(ad.dist, distinct{log: int32(li), index: i, seq: pk.Seq, own: string(pk.Sender) == l.party, prevID: noID})
 				for range ad.stride {
 					ad.masks = append(ad.masks, 0)
 				}
@@ -267,14 +266,14 @@ func (ad *auditor) scan() error {
 				}
 			}
 			ad.masks[int(id)*ad.stride+li/64] |= 1 << (li % 64)
-			if len(pk.sender) > 0 {
-				if s := lp.seqs[string(pk.sender)]; s != nil {
-					*s = append(*s, pk.seq)
+			if len(pk.Sender) > 0 {
+				if s := lp.seqs[string(pk.Sender)]; s != nil {
+					*s = append(*s, pk.Seq)
 				} else {
-					lp.seqs[string(pk.sender)] = &[]uint64{pk.seq}
+					lp.seqs[string(pk.Sender)] = &[]uint64{pk.Seq}
 				}
 			}
-			if string(pk.sender) == l.party {
+			if string(pk.Sender) == l.party {
 				lp.own = append(lp.own, ownEntry{index: i, id: id})
 			}
 			return nil
@@ -350,18 +349,18 @@ func (ad *auditor) check(b *checkBatch) {
 		raw := b.buf[start:b.ends[k]:b.ends[k]]
 		start = b.ends[k]
 		var p *envelope.Parsed
-		pk := peekHeader(raw)
+		pk, _ := envelope.PeekRawHeader(raw)
 		switch {
 		case b.known[k]:
 			p = parseVerified(raw)
-		case pk.seq == 0:
+		case pk.Seq == 0:
 			// Refused whatever the feed; the replay says why.
 		default:
 			head := func(string) verifier.FeedState {
-				if len(pk.prev) != sha256.Size {
-					return verifier.FeedState{Seq: pk.seq - 1}
+				if len(pk.Prev) != sha256.Size {
+					return verifier.FeedState{Seq: pk.Seq - 1}
 				}
-				return verifier.FeedState{Seq: pk.seq - 1, Digest: [32]byte(pk.prev)}
+				return verifier.FeedState{Seq: pk.Seq - 1, Digest: [32]byte(pk.Prev)}
 			}
 			if res, err := ad.v.Check(raw, head, nil); err == nil && res.Outcome == verifier.Accepted {
 				p = res.Parsed
@@ -451,9 +450,9 @@ func (ad *auditor) name(s string) string {
 // its statement, which is all the audit needs of it. It returns nil if
 // that fails.
 func parseVerified(raw []byte) *envelope.Parsed {
-	payload := field(raw, 1)
+	payload, ok := envelope.PeekPayload(raw)
 	st := new(parleyv1.Statement)
-	if err := proto.Unmarshal(payload, st); err != nil || payload == nil {
+	if !ok || proto.Unmarshal(payload, st) != nil {
 		return nil
 	}
 	return &envelope.Parsed{Digest: sha256.Sum256(raw), PayloadDigest: sha256.Sum256(payload), Statement: st}
@@ -590,42 +589,4 @@ func (ad *auditor) cleanFeed(sender string, ids []uint32) *verifier.FeedReplay {
 		fr.Head = verifier.FeedState{Seq: uint64(len(ids)), Digest: last.Digest, PayloadDigest: last.PayloadDigest}
 	}
 	return fr
-}
-
-// peekedHeader is the sender, seq and prev of an envelope, read straight
-// from the wire format without parsing it fully; a malformed envelope
-// yields the zero value (the verifier reports it). Its slices point into
-// the envelope.
-type peekedHeader struct {
-	sender []byte
-	seq    uint64
-	prev   []byte
-}
-
-func peekHeader(raw []byte) peekedHeader {
-	payload := field(raw, 1)
-	header := field(payload, 1)
-	var pk peekedHeader
-	for b := header; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return peekedHeader{}
-		}
-		b = b[n:]
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return peekedHeader{}
-		}
-		// The value is well formed (ConsumeFieldValue checked it).
-		switch {
-		case num == 2 && typ == protowire.BytesType:
-			pk.sender, _ = protowire.ConsumeBytes(b)
-		case num == 3 && typ == protowire.VarintType:
-			pk.seq, _ = protowire.ConsumeVarint(b)
-		case num == 4 && typ == protowire.BytesType:
-			pk.prev, _ = protowire.ConsumeBytes(b)
-		}
-		b = b[m:]
-	}
-	return pk
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/parley-dev/parley/envelope"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/verifier"
 	"github.com/parley-dev/parley/verifier/rules"
@@ -35,7 +36,7 @@ func init() {
 				}
 				seen[d] = true
 				in := verifier.ReplayInput{Raw: raw, Source: fmt.Sprintf("%s's log, index %d", l.party, i)}
-				if string(peekHeader(raw).sender) == l.party {
+				if h, _ := envelope.PeekHeader(raw); h.Sender == l.party {
 					own = append(own, in)
 				} else {
 					other = append(other, in)
