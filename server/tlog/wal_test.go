@@ -506,20 +506,28 @@ func TestEntriesWhileIntegrating(t *testing.T) {
 // idle spell, longer while batches follow each other.
 func TestGatherFor(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	const ms = time.Millisecond
 	for _, tc := range []struct {
 		name string
 		last time.Time
+		size int
 		want time.Duration
 	}{
-		{"no batch yet", time.Time{}, integrateGather},
-		{"last batch long ago", now.Add(-time.Minute), integrateGather},
-		{"last batch just past the loaded window", now.Add(-integrateGatherLoaded), integrateGather},
-		{"last batch within the loaded window", now.Add(-integrateGatherLoaded + time.Millisecond), integrateGatherLoaded},
-		{"last batch just now", now, integrateGatherLoaded},
+		{"no batch yet", time.Time{}, 0, integrateGather},
+		{"last batch long ago", now.Add(-time.Minute), 1, integrateGather},
+		{"a large batch long ago", now.Add(-time.Minute), batchMaxSize, integrateGather},
+		{"last batch just past the recent window", now.Add(-integrateGatherRecent), 1, integrateGather},
+		{"last batch within the recent window", now.Add(-integrateGatherRecent + ms), 1, integrateGatherRecent},
+		{"last batch just now", now, 1, integrateGatherRecent},
+		{"a batch just below a stream's, just now", now, streamBatch - 1, integrateGatherRecent},
+		{"a stream's batch just now", now, streamBatch, integrateGatherStream},
+		{"a stream's batch within the stream window", now.Add(-integrateGatherStream + ms), streamBatch, integrateGatherStream},
+		{"a stream's batch just past the stream window", now.Add(-integrateGatherStream), batchMaxSize, integrateGather},
+		{"a small batch past the recent window", now.Add(-integrateGatherStream + ms), streamBatch - 1, integrateGather},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := gatherFor(tc.last, now); got != tc.want {
-				t.Errorf("gatherFor(%v before) = %v, want %v", now.Sub(tc.last), got, tc.want)
+			if got := gatherFor(tc.last, tc.size, now); got != tc.want {
+				t.Errorf("gatherFor(%v before, %d entries) = %v, want %v", now.Sub(tc.last), tc.size, got, tc.want)
 			}
 		})
 	}
