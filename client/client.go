@@ -50,6 +50,11 @@ type Client struct {
 	Exchange     parleyv1.ExchangeServiceClient
 	Log          parleyv1.LogServiceClient
 	Subscription parleyv1.SubscriptionServiceClient
+
+	// FindingsPageSize is how many findings Findings and FindingsAsOf ask
+	// the node for per call (0: the node's default, 1,000); they call
+	// again until they have them all.
+	FindingsPageSize int32
 }
 
 // Dial connects to the node described by cfg. The connection is made
@@ -178,18 +183,38 @@ func (c *Client) Findings(ctx context.Context, party, rule string) ([]*parleyv1.
 
 // FindingsAsOf lists the findings with deadlines judged at t instead of
 // now (zero t: now): what will be overdue by then if nothing more is said.
+// A long list comes in pages, one call each, all judged as of the first
+// page's time over the same entries; FindingsAsOf returns them all.
 func (c *Client) FindingsAsOf(ctx context.Context, party, rule string, t time.Time) ([]*parleyv1.Finding, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	req := &parleyv1.ListFindingsRequest{Party: party, Rule: rule}
+	req := &parleyv1.ListFindingsRequest{Party: party, Rule: rule, PageSize: c.FindingsPageSize}
 	if !t.IsZero() {
 		req.AsOf = timestamppb.New(t)
 	}
-	resp, err := c.Subscription.ListFindings(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't list findings: %w", err)
+	var out []*parleyv1.Finding
+	for {
+		resp, err := c.findingsPage(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't list findings: %w", err)
+		}
+		out = append(out, resp.GetFindings()...)
+		next := resp.GetNextPageToken()
+		if next == "" {
+			return out, nil
+		}
+		// Every page but the last holds a finding: a node that says
+		// otherwise would keep this loop going.
+		if len(resp.GetFindings()) == 0 {
+			return nil, errors.New("couldn't list findings: the node returned an empty page and a next page")
+		}
+		req.PageToken = next
 	}
-	return resp.GetFindings(), nil
+}
+
+// findingsPage asks for one page of findings, within the client's timeout.
+func (c *Client) findingsPage(ctx context.Context, req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return c.Subscription.ListFindings(ctx, req)
 }
 
 // Evidence lists the misbehaviour evidence the node holds.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -93,17 +94,32 @@ func (n *Node) scrapeFindings() []*parleyv1.Finding {
 // deadlines judged at now. Findings are a function of the entries and now,
 // so the last evaluation is reused while neither changed.
 func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Finding, error) {
+	out, _, err := n.findingsOver(ctx, now, nil)
+	return out, err
+}
+
+// findingsOver is findingsAt over the first *upTo entries of the log, or
+// over all of them if upTo is nil; it also returns how many entries it
+// judged. Only an evaluation of the whole log is kept for reuse.
+func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([]*parleyv1.Finding, uint64, error) {
 	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
 	defer n.findingsMu.Unlock()
-	size, err := n.tlog.DurableSize(ctx)
+	durable, err := n.tlog.DurableSize(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read the log size: %w", err)
+		return nil, 0, fmt.Errorf("couldn't read the log size: %w", err)
+	}
+	size := durable
+	if upTo != nil {
+		if *upTo > durable {
+			return nil, 0, fmt.Errorf("%w: findings over %d entries asked of a log of %d", errBeyondLog, *upTo, durable)
+		}
+		size = *upTo
 	}
 	n.cacheMu.Lock()
 	c := n.findingsCache
 	n.cacheMu.Unlock()
 	if c.out != nil && c.size == size && c.at.Equal(now) {
-		return c.out, nil
+		return c.out, size, nil
 	}
 	start := time.Now()
 	var entries []rules.Entry
@@ -112,19 +128,25 @@ func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Findi
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := n.engine.Evaluate(entries, now)
 	if out == nil {
 		out = []*parleyv1.Finding{}
 	}
 	took := time.Since(start)
-	n.cacheMu.Lock()
-	n.findingsCache = findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
-	n.cacheMu.Unlock()
+	if size == durable {
+		n.cacheMu.Lock()
+		n.findingsCache = findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
+		n.cacheMu.Unlock()
+	}
 	n.metrics.findingsEvaluated(took)
-	return out, nil
+	return out, size, nil
 }
+
+// errBeyondLog is wrapped by findingsOver's error for more entries than the
+// log holds.
+var errBeyondLog = errors.New("beyond the log")
 
 // scanStatements calls fn with the statement of every log entry in
 // [from, to), in log order. The entries were verified when the node

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -345,21 +348,96 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 }
 
 func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
-	resp := &parleyv1.ListFindingsResponse{}
 	at := s.n.cfg.Now()
 	if req.GetAsOf() != nil {
 		at = req.GetAsOf().AsTime()
 	}
-	fs, err := s.n.findingsAt(ctx, at)
+	var (
+		upTo   *uint64
+		offset uint64
+	)
+	if req.GetPageToken() != "" {
+		tok, err := parseFindingsToken(req.GetPageToken())
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if req.GetAsOf() == nil {
+			at = time.Unix(0, tok.at)
+		}
+		if tok.at != at.UnixNano() || tok.query != findingsQuery(req) {
+			return nil, status.Error(codes.InvalidArgument, "page_token was made for another list: ask for the next page with party, rule and as_of as they were for the first")
+		}
+		upTo, offset = &tok.size, tok.offset
+	}
+	fs, size, err := s.n.findingsOver(ctx, at, upTo)
+	if errors.Is(err, errBeyondLog) {
+		return nil, status.Errorf(codes.InvalidArgument, "page_token is not one this node made: %v", err)
+	}
 	if err != nil {
 		return nil, s.n.statusOf(ctx, err)
 	}
+	var match []*parleyv1.Finding
 	for _, f := range fs {
 		if (req.GetParty() == "" || f.GetParty() == req.GetParty()) && (req.GetRule() == "" || f.GetRule() == req.GetRule()) {
-			resp.Findings = append(resp.Findings, f)
+			match = append(match, f)
 		}
 	}
+	page := uint64(cmp.Or(req.GetPageSize(), defaultFindingsPage))
+	start := min(offset, uint64(len(match)))
+	end := min(start+page, uint64(len(match)))
+	resp := &parleyv1.ListFindingsResponse{Findings: match[start:end]}
+	if end < uint64(len(match)) {
+		resp.NextPageToken = findingsToken{at: at.UnixNano(), size: size, offset: end, query: findingsQuery(req)}.String()
+	}
 	return resp, nil
+}
+
+// defaultFindingsPage is how many findings ListFindings returns at most
+// when the request sets no page size.
+const defaultFindingsPage = 1000
+
+// findingsToken is what a ListFindings page token says: the rest of the
+// list judged as of at over the first size entries of the log, from
+// offset, for the query whose findingsQuery is query.
+type findingsToken struct {
+	at     int64 // Unix nanoseconds
+	size   uint64
+	offset uint64
+	query  uint64
+}
+
+// findingsTokenLen is the length of a findingsToken's bytes.
+const findingsTokenLen = 32
+
+// String encodes t as a page token.
+func (t findingsToken) String() string {
+	b := make([]byte, 0, findingsTokenLen)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.at))
+	b = binary.BigEndian.AppendUint64(b, t.size)
+	b = binary.BigEndian.AppendUint64(b, t.offset)
+	b = binary.BigEndian.AppendUint64(b, t.query)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// parseFindingsToken decodes a page token made by findingsToken.String.
+func parseFindingsToken(s string) (findingsToken, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != findingsTokenLen {
+		return findingsToken{}, fmt.Errorf("page_token %q is not one this node made: pass next_page_token as it was returned", s)
+	}
+	return findingsToken{
+		at:     int64(binary.BigEndian.Uint64(b)),
+		size:   binary.BigEndian.Uint64(b[8:]),
+		offset: binary.BigEndian.Uint64(b[16:]),
+		query:  binary.BigEndian.Uint64(b[24:]),
+	}, nil
+}
+
+// findingsQuery identifies the filters of a ListFindings request, so that
+// a page token is not used for another list.
+func findingsQuery(req *parleyv1.ListFindingsRequest) uint64 {
+	h := sha256.Sum256([]byte(req.GetParty() + "\x00" + req.GetRule()))
+	return binary.BigEndian.Uint64(h[:])
 }
 
 func (s *subscriptionService) ListEvidence(ctx context.Context, _ *parleyv1.ListEvidenceRequest) (*parleyv1.ListEvidenceResponse, error) {

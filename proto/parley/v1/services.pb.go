@@ -1446,7 +1446,14 @@ type ListFindingsRequest struct {
 	// Judge deadlines as of this time instead of now, e.g. to see what will
 	// be overdue by a date (a finding that depends on a deadline appears only
 	// once the deadline has passed). Optional.
-	AsOf          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// The most findings to return (0: 1,000). A longer list is cut into
+	// pages: ask again with next_page_token.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, with the other fields as they
+	// were for it; empty for the first page. Every page of a list is judged
+	// as of the same time over the same entries as the first.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1502,11 +1509,27 @@ func (x *ListFindingsRequest) GetAsOf() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ListFindingsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFindingsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListFindingsResponse carries findings in deterministic order.
 type ListFindingsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The findings.
-	Findings      []*Finding `protobuf:"bytes,1,rep,name=findings,proto3" json:"findings,omitempty"`
+	Findings []*Finding `protobuf:"bytes,1,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Set when more findings follow: pass it as page_token to get them.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1546,6 +1569,13 @@ func (x *ListFindingsResponse) GetFindings() []*Finding {
 		return x.Findings
 	}
 	return nil
+}
+
+func (x *ListFindingsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // ListEvidenceRequest is empty.
@@ -1711,13 +1741,18 @@ const file_parley_v1_services_proto_rawDesc = "" +
 	"\afinding\x18\x02 \x01(\v2\x12.parley.v1.FindingH\x00R\afinding\x121\n" +
 	"\bevidence\x18\x03 \x01(\v2\x13.parley.v1.EvidenceH\x00R\bevidence\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB\x06\n" +
-	"\x04kind\"p\n" +
+	"\x04kind\"\xc2\x01\n" +
 	"\x13ListFindingsRequest\x12\x14\n" +
 	"\x05party\x18\x01 \x01(\tR\x05party\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12/\n" +
-	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"F\n" +
+	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x90N(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tpageToken\"n\n" +
 	"\x14ListFindingsResponse\x12.\n" +
-	"\bfindings\x18\x01 \x03(\v2\x12.parley.v1.FindingR\bfindings\"\x15\n" +
+	"\bfindings\x18\x01 \x03(\v2\x12.parley.v1.FindingR\bfindings\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x15\n" +
 	"\x13ListEvidenceRequest\"G\n" +
 	"\x14ListEvidenceResponse\x12/\n" +
 	"\bevidence\x18\x01 \x03(\v2\x13.parley.v1.EvidenceR\bevidence*\xc7\x01\n" +

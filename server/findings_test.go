@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/parley-dev/parley/internal/localnet"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+)
+
+// TestListFindingsPages lists findings page by page over gRPC: the pages
+// together are the whole list, in its order, even when entries arrive
+// between them; the client gathers every page; a page token refuses
+// another list, and a forged one is refused.
+func TestListFindingsPages(t *testing.T) {
+	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}})
+	ctx := context.Background()
+	alpha := operator(t, run, "alpha")
+	late := func(i int) {
+		t.Helper()
+		n := notification(9000 + uint32(i))
+		n.Start = timestamppb.New(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Hour))
+		n.End = timestamppb.New(n.Start.AsTime().Add(72 * time.Hour))
+		if _, err := alpha.Notify(ctx, n); err != nil {
+			t.Fatalf("Notify: %v", err)
+		}
+	}
+	for i := range 7 {
+		late(i)
+	}
+	asOf := timestamppb.New(time.Now().Add(time.Hour))
+	list := func(req *parleyv1.ListFindingsRequest) (*parleyv1.ListFindingsResponse, error) {
+		return alpha.Subscription.ListFindings(ctx, req)
+	}
+	whole, err := list(&parleyv1.ListFindingsRequest{Rule: "VD.V.lead", AsOf: asOf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.GetFindings()) != 7 || whole.GetNextPageToken() != "" {
+		t.Fatalf("one page: got %d findings, next page %q; want the 7 late notifications and no next page", len(whole.GetFindings()), whole.GetNextPageToken())
+	}
+
+	// With as_of, then without: every page is judged as of the first page's
+	// time, over the entries the first page saw (7, then 8 after the
+	// notification made during the first list).
+	for pass, asOf := range []*timestamppb.Timestamp{asOf, nil} {
+		want := 7 + pass
+		req := &parleyv1.ListFindingsRequest{Rule: "VD.V.lead", AsOf: asOf, PageSize: 2}
+		var got []*parleyv1.Finding
+		for page := 0; ; page++ {
+			if page > 4 {
+				t.Fatalf("as_of %v: more than 4 pages of 2 for 7 findings", asOf)
+			}
+			resp, err := list(req)
+			if err != nil {
+				t.Fatalf("as_of %v, page %d: %v", asOf, page, err)
+			}
+			if len(resp.GetFindings()) > 2 {
+				t.Fatalf("as_of %v, page %d: %d findings, want at most 2", asOf, page, len(resp.GetFindings()))
+			}
+			got = append(got, resp.GetFindings()...)
+			if page == 0 && asOf != nil {
+				late(100) // a finding more, after the first page: not in this list
+			}
+			if resp.GetNextPageToken() == "" {
+				break
+			}
+			req.PageToken = resp.GetNextPageToken()
+		}
+		if len(got) != want {
+			t.Fatalf("as_of %v: the pages hold %d findings, want %d", asOf, len(got), want)
+		}
+		if asOf != nil {
+			for i := range got {
+				if !proto.Equal(got[i], whole.GetFindings()[i]) {
+					t.Fatalf("page finding %d: got %v, want %v", i, got[i], whole.GetFindings()[i])
+				}
+			}
+		}
+	}
+
+	// The client gathers every page: 8 findings in pages of 3.
+	alpha.FindingsPageSize = 3
+	all, err := alpha.FindingsAsOf(ctx, "alpha", "VD.V.lead", asOf.AsTime())
+	if err != nil || len(all) != 8 {
+		t.Fatalf("FindingsAsOf in pages of 3: got %d findings, %v; want 8", len(all), err)
+	}
+	alpha.FindingsPageSize = 0
+	if one, err := alpha.FindingsAsOf(ctx, "alpha", "VD.V.lead", asOf.AsTime()); err != nil || len(one) != 8 {
+		t.Fatalf("FindingsAsOf in one page: got %d findings, %v; want 8", len(one), err)
+	}
+
+	first, err := list(&parleyv1.ListFindingsRequest{Rule: "VD.V.lead", AsOf: asOf, PageSize: 3})
+	if err != nil || first.GetNextPageToken() == "" {
+		t.Fatalf("first page of 3: %v, next page %q", err, first.GetNextPageToken())
+	}
+	for name, req := range map[string]*parleyv1.ListFindingsRequest{
+		"another rule":       {Rule: "VD.V.content", AsOf: asOf, PageToken: first.GetNextPageToken()},
+		"another party":      {Party: "bravo", Rule: "VD.V.lead", AsOf: asOf, PageToken: first.GetNextPageToken()},
+		"another as_of":      {Rule: "VD.V.lead", AsOf: timestamppb.New(asOf.AsTime().Add(time.Second)), PageToken: first.GetNextPageToken()},
+		"a forged token":     {Rule: "VD.V.lead", PageToken: "not-a-token"},
+		"a negative size":    {Rule: "VD.V.lead", PageSize: -1},
+		"a size over 10,000": {Rule: "VD.V.lead", PageSize: 10001},
+	} {
+		if _, err := list(req); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: got %v, want InvalidArgument", name, err)
+		}
+	}
+}
