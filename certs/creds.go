@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 
 	"google.golang.org/grpc/credentials"
@@ -32,18 +33,10 @@ func (c identityCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.Aut
 	if err != nil {
 		return conn, info, err
 	}
-	ti, ok := info.(credentials.TLSInfo)
-	if !ok {
-		return conn, info, nil
+	if ti, ok := info.(credentials.TLSInfo); ok {
+		return conn, newAuthInfo(ti), nil
 	}
-	a := AuthInfo{TLSInfo: ti}
-	if len(ti.State.PeerCertificates) > 0 {
-		leaf := ti.State.PeerCertificates[0]
-		a.identity, a.identityErr = IdentityFromCert(leaf)
-		a.hasIdentity = a.identityErr == nil
-		a.serial = leaf.SerialNumber.Text(16)
-	}
-	return conn, a, nil
+	return conn, info, nil
 }
 
 // Clone returns a copy that still reads identities at the handshake.
@@ -55,29 +48,50 @@ func (c identityCreds) Clone() credentials.TransportCredentials {
 // [ServerCredentials], with its peer's identity read at the handshake.
 type AuthInfo struct {
 	credentials.TLSInfo
-	identity    Identity
+	identity Identity
+	// identityErr is why the leaf has no identity, or nil.
 	identityErr error
-	hasIdentity bool
 	// serial is the leaf's serial number in hexadecimal, as CRLs are
 	// looked up.
 	serial string
 }
 
-// tlsState returns the TLS state of the peer of a gRPC call or stream and,
-// if the connection was served with ServerCredentials, what was read at its
-// handshake (cached true).
-func tlsState(ctx context.Context) (state *tls.ConnectionState, info AuthInfo, cached bool) {
+// errNoLeaf is the identity error of a peer that sent no certificate.
+var errNoLeaf = errors.New("no client certificate")
+
+// newAuthInfo reads the identity and serial number of ti's leaf.
+func newAuthInfo(ti credentials.TLSInfo) AuthInfo {
+	a := AuthInfo{TLSInfo: ti, identityErr: errNoLeaf}
+	if leaf := a.leaf(); leaf != nil {
+		a.identity, a.identityErr = IdentityFromCert(leaf)
+		a.serial = leaf.SerialNumber.Text(16)
+	}
+	return a
+}
+
+// leaf is the peer's leaf certificate, or nil.
+func (a AuthInfo) leaf() *x509.Certificate {
+	if len(a.State.PeerCertificates) == 0 {
+		return nil
+	}
+	return a.State.PeerCertificates[0]
+}
+
+// peerAuthInfo returns the TLS information of the peer of a gRPC call or
+// stream: what was read at the handshake on a connection served with
+// ServerCredentials, or read now from plain TLS information.
+func peerAuthInfo(ctx context.Context) (AuthInfo, bool) {
 	p, ok := peer.FromContext(ctx)
-	if !ok || p.AuthInfo == nil {
-		return nil, AuthInfo{}, false
+	if !ok {
+		return AuthInfo{}, false
 	}
 	switch info := p.AuthInfo.(type) {
 	case AuthInfo:
-		return &info.State, info, true
+		return info, true
 	case credentials.TLSInfo:
-		return &info.State, AuthInfo{}, false
+		return newAuthInfo(info), true
 	}
-	return nil, AuthInfo{}, false
+	return AuthInfo{}, false
 }
 
 // PeerIdentity returns the identity of the TLS peer of a gRPC call or stream,
@@ -89,27 +103,18 @@ func tlsState(ctx context.Context) (state *tls.ConnectionState, info AuthInfo, c
 // whose handshake verified that leaf against the trust bundle. It returns
 // false when ctx carries no TLS peer or the leaf has no valid identity.
 func PeerIdentity(ctx context.Context) (Identity, bool) {
-	state, info, cached := tlsState(ctx)
-	if cached {
-		return info.identity, info.hasIdentity
-	}
-	if state == nil || len(state.PeerCertificates) == 0 {
+	a, ok := peerAuthInfo(ctx)
+	if !ok || a.identityErr != nil {
 		return Identity{}, false
 	}
-	id, err := IdentityFromCert(state.PeerCertificates[0])
-	if err != nil {
-		return Identity{}, false
-	}
-	return id, true
+	return a.identity, true
 }
 
 // PeerCertificate returns the leaf certificate of the TLS peer of a gRPC
 // call or stream. Like [PeerIdentity], it is meaningful only on connections
 // made with [ServerConfig] or [ClientConfig], whose handshake verified it.
 func PeerCertificate(ctx context.Context) (*x509.Certificate, bool) {
-	state, _, _ := tlsState(ctx)
-	if state == nil || len(state.PeerCertificates) == 0 {
-		return nil, false
-	}
-	return state.PeerCertificates[0], true
+	a, _ := peerAuthInfo(ctx)
+	leaf := a.leaf()
+	return leaf, leaf != nil
 }

@@ -255,21 +255,15 @@ func (r *Revocations) Check(leaf *x509.Certificate) error {
 // or stream, if it has one. On connections served with [ServerCredentials]
 // it uses the identity and serial number read at the handshake.
 func (r *Revocations) CheckPeer(ctx context.Context) error {
-	if r == nil {
+	a, _ := peerAuthInfo(ctx)
+	leaf := a.leaf()
+	if r == nil || leaf == nil {
 		return nil
 	}
-	state, info, cached := tlsState(ctx)
-	if state == nil || len(state.PeerCertificates) == 0 {
-		return nil
+	if a.identityErr != nil {
+		return a.identityErr
 	}
-	leaf := state.PeerCertificates[0]
-	if !cached {
-		return r.Check(leaf)
-	}
-	if !info.hasIdentity {
-		return info.identityErr
-	}
-	return r.check(leaf, info.identity, info.serial)
+	return r.check(leaf, a.identity, a.serial)
 }
 
 // check is Check of leaf, whose identity is id and serial number, in
