@@ -512,7 +512,7 @@ func (n *Node) keepEquivocation(eq *verifier.EquivocationError, source string) {
 func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error) {
 	_, inProcess := n.cfg.Signer.(*signature.ED25519Signer)
 	trusted := inProcess && body.GetReceipt() == nil
-	body, bodyRaw, err := canonicalBody(body)
+	bodyRaw, err := canonicalBody(body)
 	if err != nil {
 		n.metrics.entryRejected(err, "submission")
 		return accepted{}, err
@@ -550,23 +550,23 @@ func (n *Node) submit(ctx context.Context, body *parleyv1.Body) (accepted, error
 // (envelope.Sign's).
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// canonicalBody returns b and its deterministic encoding, which is the
-// body's part of the statement's encoding. It refuses, as envelope.Parse
-// would refuse the signed envelope, a body whose encoding does not decode to
+// canonicalBody returns b's deterministic encoding, which is the body's
+// part of the statement's encoding. It refuses, as envelope.Parse would
+// refuse the signed envelope, a body whose encoding does not decode to
 // itself: one with unknown fields (from a newer client), which decoding
 // drops. The caller must not change b afterwards: the admitted entry keeps
 // it as its parsed body.
-func canonicalBody(b *parleyv1.Body) (*parleyv1.Body, []byte, error) {
+func canonicalBody(b *parleyv1.Body) ([]byte, error) {
 	raw, err := deterministic.Marshal(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: couldn't encode the body: %w", envelope.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: couldn't encode the body: %w", envelope.ErrMalformed, err)
 	}
 	// The encoding keeps the unknown fields b was decoded with; the
 	// canonical walk refuses them.
 	if !envelope.IsCanonical(b, raw) {
-		return nil, nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
+		return nil, fmt.Errorf("%w: the body has fields unknown to this node's schema", envelope.ErrNonCanonical)
 	}
-	return b, raw, nil
+	return raw, nil
 }
 
 // signStatement signs the statement of header h and body b, whose

@@ -77,11 +77,11 @@ func TestSignStatementMatchesEnvelope(t *testing.T) {
 			{AgreementId: "cbm-2027", Sender: "alpha", Seq: 1 << 40, Prev: bytes.Repeat([]byte{0xab}, 32), IssuedAt: timestamppb.Now()},
 		} {
 			t.Run(name, func(t *testing.T) {
-				clean, bodyRaw, err := canonicalBody(body)
+				bodyRaw, err := canonicalBody(body)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := n.signStatement(ctx, h, clean, bodyRaw)
+				got, err := n.signStatement(ctx, h, body, bodyRaw)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,23 +121,23 @@ func TestSubmitRefusesWhatParseRefuses(t *testing.T) {
 	} {
 		unknown := testBodies()["notification"]
 		m(unknown).ProtoReflect().SetUnknown(field31)
-		if _, _, err := canonicalBody(unknown); !errors.Is(err, envelope.ErrNonCanonical) {
+		if _, err := canonicalBody(unknown); !errors.Is(err, envelope.ErrNonCanonical) {
 			t.Errorf("body with an unknown field in %s: got %v, want ErrNonCanonical", where, err)
 		}
 	}
 	receipt := testBodies()["receipt"]
 	receipt.GetReceipt().GetAcks()[0].ProtoReflect().SetUnknown(field31)
-	if _, _, err := canonicalBody(receipt); !errors.Is(err, envelope.ErrNonCanonical) {
+	if _, err := canonicalBody(receipt); !errors.Is(err, envelope.ErrNonCanonical) {
 		t.Errorf("receipt with an unknown field in acks[0]: got %v, want ErrNonCanonical", err)
 	}
 	big := testBodies()["notification"]
 	big.GetNotification().Purpose = strings.Repeat("p", envelope.MaxSize)
-	clean, raw, err := canonicalBody(big)
+	raw, err := canonicalBody(big)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &parleyv1.Header{AgreementId: "cbm-2027", Sender: "alpha", Seq: 1, IssuedAt: timestamppb.Now()}
-	if _, err := signingNode(t).signStatement(context.Background(), h, clean, raw); !errors.Is(err, envelope.ErrTooLarge) {
+	if _, err := signingNode(t).signStatement(context.Background(), h, big, raw); !errors.Is(err, envelope.ErrTooLarge) {
 		t.Fatalf("statement above the size limit: got %v, want ErrTooLarge", err)
 	}
 }
@@ -242,11 +242,11 @@ func BenchmarkSubmitSign(b *testing.B) {
 	b.Run("signStatement", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			clean, raw, err := canonicalBody(body)
+			raw, err := canonicalBody(body)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := n.signStatement(ctx, h, clean, raw); err != nil {
+			if _, err := n.signStatement(ctx, h, body, raw); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -284,7 +284,7 @@ func FuzzCanonicalBody(f *testing.F) {
 		if proto.Unmarshal(wire, b) != nil { // gRPC's decoding: unknown fields kept
 			return
 		}
-		_, raw, err := canonicalBody(b)
+		raw, err := canonicalBody(b)
 		want, werr := deterministic.Marshal(b)
 		if werr != nil {
 			if err == nil {
