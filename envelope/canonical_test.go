@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/envelope"
@@ -213,4 +214,45 @@ func FuzzCanonical(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, which uint8) {
 		checkCanonical(t, types[int(which)%len(types)], raw)
 	})
+}
+
+// TestIsCanonical checks IsCanonical on the walk's path (a statement) and
+// on the re-encoding fallback (a message with a map): a deterministic
+// encoding is canonical, the same bytes with an unknown field are not.
+func TestIsCanonical(t *testing.T) {
+	st := &parleyv1.Statement{Header: &parleyv1.Header{AgreementId: "cbm-2027", Sender: "alpha", Seq: 3}}
+	withMap, err := structpb.NewStruct(map[string]any{"b": 1, "a": "x", "c": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if envelope.Walked(withMap.ProtoReflect().Descriptor()) {
+		t.Fatal("google.protobuf.Struct is walked; the test needs a type checked by re-encoding")
+	}
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 31, protowire.VarintType), 1)
+	for _, m := range []proto.Message{st, withMap} {
+		name := m.ProtoReflect().Descriptor().FullName()
+		raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !envelope.IsCanonical(m, raw) {
+			t.Errorf("%s: its deterministic encoding is not canonical", name)
+		}
+		if envelope.IsCanonical(m, append(raw, unknown...)) {
+			t.Errorf("%s: the encoding with an unknown field is canonical", name)
+		}
+		// As a node uses it: on the encoding of a message decoded with the
+		// unknown field kept, which encodes it again.
+		kept := m.ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(append(raw, unknown...), kept); err != nil {
+			t.Fatal(err)
+		}
+		again, err := proto.MarshalOptions{Deterministic: true}.Marshal(kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if envelope.IsCanonical(kept, again) {
+			t.Errorf("%s: the encoding of a message holding an unknown field is canonical", name)
+		}
+	}
 }
