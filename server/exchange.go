@@ -337,6 +337,9 @@ func (x *exchange) dial(peer, addr string) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(x.cfg.PeerTLS(peer))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize)),
+		// Fixed windows, as the node's server has (see streamWindow).
+		grpc.WithStaticStreamWindowSize(streamWindow),
+		grpc.WithStaticConnWindowSize(connWindow),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: x.cfg.BackoffMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: x.cfg.BackoffMax},
 			MinConnectTimeout: 5 * time.Second,
