@@ -147,7 +147,7 @@ func TestRun(t *testing.T) {
 	r, err := Run(ctx, Config{
 		Binary: bin, Dir: t.TempDir(), Parties: 2, Concurrency: 4,
 		Duration: 2 * time.Second, CheckpointInterval: 200 * time.Millisecond,
-		IdleSamples: 3, ProbeTimeout: 3 * time.Second, Scale: []int{2},
+		IdleSamples: 3, ProbeTimeout: 3 * time.Second, Scale: []int{2}, RestartEntries: 300,
 		Progress: &syncWriter{w: &progress},
 	})
 	if err != nil {
@@ -183,6 +183,11 @@ func TestRun(t *testing.T) {
 	if len(r.Scale) != 1 || r.Scale[0].Submit == nil || r.Scale[0].Submit.Ops == 0 {
 		t.Errorf("scale: got %+v, want one size with submissions", r.Scale)
 	}
+	if x := r.Restart; x == nil || x.Entries < 300 || x.FillErrors != 0 || x.StartSeconds <= 0 || x.Load == nil || x.Load.Ops == 0 {
+		t.Errorf("restart: got %+v, want a log of 300 entries or more, filled without errors, a start-up time and a load", x)
+	} else if f := x.Findings; f == nil || f.Error != "" || f.Seconds <= 0 || f.PeakRSSMiB <= 0 || f.RSSMet != (f.PeakRSSMiB <= 200) {
+		t.Errorf("restart: findings figures %+v, want a timed, successful whole-log evaluation and the node's peak RSS against the target", f)
+	}
 	if !strings.Contains(progress.String(), "bench: accept ") || !strings.Contains(progress.String(), "(so far echo ") {
 		t.Errorf("progress: got %q, want lines for the acceptance loads", progress.String())
 	}
@@ -190,7 +195,7 @@ func TestRun(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling"} {
+	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley-dev/parley/client"
 )
 
 // fillConcurrency is how many clients fill the log in phase restart: more
@@ -37,12 +40,34 @@ type Restart struct {
 	// Load is acceptance at the restarted node, with Concurrency clients;
 	// its peak RSS is with the large log.
 	Load *Load `json:"load,omitempty"`
+	// Findings is one ListFindings over the whole log at the restarted
+	// node, after the load: what an operator's query or a metrics scrape
+	// (which evaluates the rules in the background) costs with that log.
+	Findings *FindingsCost `json:"findings,omitempty"`
 	// Targets and whether they were met.
 	RSSTarget   string `json:"rss_target"`
 	RSSMet      bool   `json:"rss_met"`
 	StartTarget string `json:"start_target"`
 	StartMet    bool   `json:"start_met"`
 }
+
+// FindingsCost is what one evaluation of the agreed rules over a whole log
+// cost the node.
+type FindingsCost struct {
+	// Seconds is from the call until the last page of findings; Count is
+	// how many findings there were. Error is the call's error, if any.
+	Seconds float64 `json:"seconds"`
+	Count   int     `json:"count"`
+	Error   string  `json:"error,omitempty"`
+	// PeakRSSMiB is the node's peak RSS afterwards: the evaluation's own
+	// peak, or the run's before it if that was higher.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// RSSMet is whether PeakRSSMiB is within the RSS target.
+	RSSMet bool `json:"rss_met"`
+}
+
+// findingsTimeout bounds the whole-log evaluation of phase restart.
+const findingsTimeout = 15 * time.Minute
 
 // restart is phase restart: the first party's node alone takes
 // cfg.RestartEntries submissions (or as many as it takes in fillTimeout), is
@@ -129,5 +154,26 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	peak := max(res.FilledRSSMiB, res.StartedRSSMiB, res.Load.Processes[0].PeakRSSMiB)
 	res.RSSMet = peak <= 200 && peak > 0
 	res.StartMet = res.StartSeconds <= 2
+	res.Findings = findingsCost(ctx, cs[0], node.PID(), cfg.Progress)
 	return res, nil
+}
+
+// findingsCost lists every finding of the log through c, from a node whose
+// process is pid.
+func findingsCost(ctx context.Context, c *client.Client, pid int, progress io.Writer) *FindingsCost {
+	ctx, cancel := context.WithTimeout(ctx, findingsTimeout)
+	defer cancel()
+	start := time.Now()
+	stop := startProgress("restart: findings", start, 0, progress, func() string { return "evaluating the rules over the whole log" })
+	fs, err := c.Findings(ctx, "", "")
+	stop()
+	res := &FindingsCost{Seconds: time.Since(start).Seconds(), Count: len(fs)}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if rss, err := peakRSS(pid); err == nil {
+		res.PeakRSSMiB = float64(rss) / (1 << 20)
+	}
+	res.RSSMet = res.PeakRSSMiB > 0 && res.PeakRSSMiB <= 200
+	return res
 }
