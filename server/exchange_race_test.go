@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	stdnet "net"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,16 @@ const idle = time.Hour
 // address, with edit applied to its configuration.
 func startNode(t testing.TB, net *localnet.Network, party string, edit func(*server.Config)) *server.Node {
 	t.Helper()
+	l, ok := net.Listener(party)
+	if !ok {
+		t.Fatalf("no reserved address for %s", party)
+	}
+	return startNodeOn(t, net, party, l, edit)
+}
+
+// startNodeOn is startNode serving on l.
+func startNodeOn(t testing.TB, net *localnet.Network, party string, l stdnet.Listener, edit func(*server.Config)) *server.Node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := config.Load(net.Parties[party].ConfigFile)
 	if err != nil {
@@ -44,10 +55,6 @@ func startNode(t testing.TB, net *localnet.Network, party string, edit func(*ser
 	node, err := server.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
-	}
-	l, ok := net.Listener(party)
-	if !ok {
-		t.Fatalf("no reserved address for %s", party)
 	}
 	served := make(chan struct{})
 	go func() {
