@@ -41,7 +41,10 @@ func (c countingConn) Write(p []byte) (int, error) {
 // bandwidth-delay product, the node would first send a PING (and a window
 // update) on its own for nearly every call, and the client would answer it:
 // two writes per call at the node, and more work at both ends. The node's
-// fixed windows (streamWindow, connWindow) leave only the answer.
+// fixed windows (streamWindow, connWindow) leave only the answer. The
+// caller is the Go client, whose windows are fixed too: with the client's
+// default flow control, the node's answers to the client's PINGs double
+// the writes the same way (79–80 for 40 calls either way).
 func TestOneWritePerAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
