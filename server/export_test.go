@@ -55,3 +55,15 @@ func (n *Node) SyncRound(ctx context.Context, peer string) error {
 	}
 	return n.exch.syncOnce(ctx, p, true)
 }
+
+// ResumeSeq is the own seq after which the node's delivery to peer resumes
+// at start-up, by the cursor persisted for peer.
+func (n *Node) ResumeSeq(ctx context.Context, peer string) (uint64, error) {
+	return n.exch.resumeSeq(ctx, peer)
+}
+
+// SetDeliveryCursor persists next as the log index from which the node
+// delivers to peer.
+func (n *Node) SetDeliveryCursor(peer string, next uint64) error {
+	return n.store.SetCursor(peer, next)
+}
