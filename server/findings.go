@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parley-dev/parley/envelope"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/verifier/rules"
 )
@@ -172,14 +173,15 @@ func (n *Node) scanStatements(ctx context.Context, from, to uint64, fn func(rule
 }
 
 // decodeStatement decodes a logged envelope for the rules engine, without
-// the checks the node made when it accepted it.
+// the checks the node made when it accepted it: only the statement is
+// decoded, found by walking the envelope's wire format.
 func decodeStatement(raw []byte) (rules.Entry, error) {
-	var env parleyv1.Envelope
-	if err := proto.Unmarshal(raw, &env); err != nil {
-		return rules.Entry{}, fmt.Errorf("logged envelope does not decode: %w", err)
+	payload, ok := envelope.PeekPayload(raw)
+	if !ok {
+		return rules.Entry{}, errors.New("logged envelope has no well-formed payload")
 	}
 	st := new(parleyv1.Statement)
-	if err := proto.Unmarshal(env.GetPayload(), st); err != nil {
+	if err := proto.Unmarshal(payload, st); err != nil {
 		return rules.Entry{}, fmt.Errorf("logged statement does not decode: %w", err)
 	}
 	h := st.GetHeader()
