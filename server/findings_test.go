@@ -46,6 +46,48 @@ func TestListFindingsPages(t *testing.T) {
 		t.Fatalf("one page: got %d findings, next page %q; want the 7 late notifications and no next page", len(whole.GetFindings()), whole.GetNextPageToken())
 	}
 
+	// Pages of a filtered list skip what the filter does not match: the
+	// list holds alpha's findings of more than one rule (VD.V.lead, and
+	// VD.near, which sorts after it) and, while bravo's receipts have not
+	// reached alpha's log, bravo's (RX.receipt), which sort before them.
+	for _, q := range []*parleyv1.ListFindingsRequest{
+		{AsOf: asOf, PageSize: 4},
+		{Party: "alpha", AsOf: asOf, PageSize: 3},
+		{Party: "bravo", AsOf: asOf, PageSize: 2},
+		{Party: "alpha", Rule: "VD.V.lead", AsOf: asOf, PageSize: 5},
+	} {
+		one, err := list(&parleyv1.ListFindingsRequest{Party: q.GetParty(), Rule: q.GetRule(), AsOf: asOf})
+		if err != nil || one.GetNextPageToken() != "" {
+			t.Fatalf("party %q, rule %q in one page: %v, next page %q", q.GetParty(), q.GetRule(), err, one.GetNextPageToken())
+		}
+		var paged []*parleyv1.Finding
+		for req, pages := proto.CloneOf(q), 0; ; pages++ {
+			if pages > len(one.GetFindings()) {
+				t.Fatalf("party %q, rule %q: more pages than findings", q.GetParty(), q.GetRule())
+			}
+			resp, err := list(req)
+			if err != nil {
+				t.Fatalf("party %q, rule %q, page %d: %v", q.GetParty(), q.GetRule(), pages, err)
+			}
+			if n := len(resp.GetFindings()); n > int(q.GetPageSize()) || (n < int(q.GetPageSize()) && resp.GetNextPageToken() != "") {
+				t.Fatalf("party %q, rule %q, page %d: %d findings and next page %q, want %d unless it is the last", q.GetParty(), q.GetRule(), pages, n, resp.GetNextPageToken(), q.GetPageSize())
+			}
+			paged = append(paged, resp.GetFindings()...)
+			if resp.GetNextPageToken() == "" {
+				break
+			}
+			req.PageToken = resp.GetNextPageToken()
+		}
+		if len(paged) != len(one.GetFindings()) {
+			t.Fatalf("party %q, rule %q: %d findings in pages of %d, %d in one page", q.GetParty(), q.GetRule(), len(paged), q.GetPageSize(), len(one.GetFindings()))
+		}
+		for i := range paged {
+			if !proto.Equal(paged[i], one.GetFindings()[i]) {
+				t.Fatalf("party %q, rule %q, finding %d: paged %v, in one page %v", q.GetParty(), q.GetRule(), i, paged[i], one.GetFindings()[i])
+			}
+		}
+	}
+
 	// With as_of, then without: every page is judged as of the first page's
 	// time, over the entries the first page saw (7, then 8 after the
 	// notification made during the first list).
