@@ -50,11 +50,14 @@ func TestListFindingsPages(t *testing.T) {
 	// list holds alpha's findings of more than one rule (VD.V.lead, and
 	// VD.near, which sorts after it) and, while bravo's receipts have not
 	// reached alpha's log, bravo's (RX.receipt), which sort before them.
+	// (Only alpha's findings are compared: bravo's receipts may reach
+	// alpha's log between two calls without a page token, and change
+	// bravo's.)
 	for _, q := range []*parleyv1.ListFindingsRequest{
-		{AsOf: asOf, PageSize: 4},
 		{Party: "alpha", AsOf: asOf, PageSize: 3},
-		{Party: "bravo", AsOf: asOf, PageSize: 2},
+		{Party: "alpha", AsOf: asOf, PageSize: 1},
 		{Party: "alpha", Rule: "VD.V.lead", AsOf: asOf, PageSize: 5},
+		{Rule: "VD.V.lead", AsOf: asOf, PageSize: 4},
 	} {
 		one, err := list(&parleyv1.ListFindingsRequest{Party: q.GetParty(), Rule: q.GetRule(), AsOf: asOf})
 		if err != nil || one.GetNextPageToken() != "" {
@@ -154,4 +157,95 @@ func TestListFindingsPages(t *testing.T) {
 			t.Errorf("%s: got %v, want InvalidArgument", name, err)
 		}
 	}
+}
+
+// TestSubscribeFindings follows a node's findings over a Subscribe stream
+// with include_findings, over gRPC and mutual TLS: every finding comes
+// once, those of entries made while the stream is open come too, and none
+// comes again when the node hands the subscriber the same list.
+func TestSubscribeFindings(t *testing.T) {
+	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alpha := operator(t, run, "alpha")
+	late := func(i int) {
+		t.Helper()
+		n := notification(9100 + uint32(i))
+		n.Start = timestamppb.New(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Hour))
+		n.End = timestamppb.New(n.Start.AsTime().Add(72 * time.Hour))
+		if _, err := alpha.Notify(ctx, n); err != nil {
+			t.Fatalf("Notify: %v", err)
+		}
+	}
+	for i := range 3 {
+		late(i)
+	}
+	stream, err := alpha.Subscription.Subscribe(ctx, &parleyv1.SubscribeRequest{IncludeFindings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	findings := make(chan *parleyv1.Finding)
+	go func() {
+		defer close(findings)
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if f := resp.GetFinding(); f != nil {
+				select {
+				case findings <- f:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	seen := map[string]int{}
+	lead := 0
+	// await reads findings until want findings of rule VD.V.lead have
+	// come, or for d if want is 0.
+	await := func(want int, d time.Duration) {
+		t.Helper()
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		for want == 0 || lead < want {
+			select {
+			case f, ok := <-findings:
+				if !ok {
+					t.Fatalf("the stream ended with %d VD.V.lead findings, want %d", lead, want)
+				}
+				key := string(mustMarshal(t, f))
+				if seen[key]++; seen[key] > 1 {
+					t.Fatalf("finding sent twice: %v", f)
+				}
+				if f.GetRule() == "VD.V.lead" {
+					lead++
+				}
+			case <-timer.C:
+				if want > 0 {
+					t.Fatalf("after %v, %d VD.V.lead findings, want %d", d, lead, want)
+				}
+				return
+			}
+		}
+	}
+	await(3, 20*time.Second)
+	late(3)
+	await(4, 20*time.Second)
+	// The node evaluates again at most every second, and hands out the
+	// same list in between: nothing more may come for a few seconds.
+	await(0, 3*time.Second)
+	if lead != 4 {
+		t.Errorf("%d VD.V.lead findings, want 4", lead)
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
