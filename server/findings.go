@@ -101,7 +101,8 @@ func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Findi
 
 // findingsOver is findingsAt over the first *upTo entries of the log, or
 // over all of them if upTo is nil; it also returns how many entries it
-// judged. Only an evaluation of the whole log is kept for reuse.
+// judged. The last evaluation of the log as it is and the last for a
+// page token are kept for reuse.
 func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([]*parleyv1.Finding, uint64, error) {
 	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
 	defer n.findingsMu.Unlock()
@@ -117,10 +118,12 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 		size = *upTo
 	}
 	n.cacheMu.Lock()
-	c := n.findingsCache
+	kept := [2]findingsCache{n.findingsCache, n.pagesCache}
 	n.cacheMu.Unlock()
-	if c.out != nil && c.size == size && c.at.Equal(now) {
-		return c.out, size, nil
+	for _, c := range kept {
+		if c.out != nil && c.size == size && c.at.Equal(now) {
+			return c.out, size, nil
+		}
 	}
 	start := time.Now()
 	var entries []rules.Entry
@@ -136,11 +139,19 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 		out = []*parleyv1.Finding{}
 	}
 	took := time.Since(start)
-	if size == durable {
-		n.cacheMu.Lock()
-		n.findingsCache = findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
-		n.cacheMu.Unlock()
+	// An evaluation of the log as it is is the one background consumers
+	// reuse; one for a page token (the entries and time of a list's first
+	// page) is kept apart, so that neither displaces the other: when
+	// background evaluations displaced it, every later page of a list
+	// over a growing log evaluated the log again.
+	c := findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
+	n.cacheMu.Lock()
+	if upTo == nil {
+		n.findingsCache = c
+	} else {
+		n.pagesCache = c
 	}
+	n.cacheMu.Unlock()
 	n.metrics.findingsEvaluated(took)
 	return out, size, nil
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/internal/localnet"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -22,15 +23,7 @@ func TestListFindingsPages(t *testing.T) {
 	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}})
 	ctx := context.Background()
 	alpha := operator(t, run, "alpha")
-	late := func(i int) {
-		t.Helper()
-		n := notification(9000 + uint32(i))
-		n.Start = timestamppb.New(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Hour))
-		n.End = timestamppb.New(n.Start.AsTime().Add(72 * time.Hour))
-		if _, err := alpha.Notify(ctx, n); err != nil {
-			t.Fatalf("Notify: %v", err)
-		}
-	}
+	late := func(i int) { t.Helper(); notifyLate(t, ctx, alpha, i) }
 	for i := range 7 {
 		late(i)
 	}
@@ -157,6 +150,33 @@ func TestListFindingsPages(t *testing.T) {
 			t.Errorf("%s: got %v, want InvalidArgument", name, err)
 		}
 	}
+
+	// A list's later pages share one evaluation even when the log grows
+	// and another evaluation (a list as of now, as a metrics scrape or a
+	// subscriber would make) comes between them.
+	admin := serveAdmin(t, run.Nodes["alpha"])
+	evaluations := func() float64 {
+		return metric(scrape(t, admin), "parley_findings_evaluation_seconds_count", nil)
+	}
+	req := &parleyv1.ListFindingsRequest{Rule: "VD.V.lead", PageSize: 1}
+	resp, err := list(req)
+	if err != nil || resp.GetNextPageToken() == "" {
+		t.Fatalf("first page of 1: %v, next page %q", err, resp.GetNextPageToken())
+	}
+	late(200)
+	if _, err := list(&parleyv1.ListFindingsRequest{Rule: "VD.V.lead"}); err != nil {
+		t.Fatal(err)
+	}
+	before, pages := evaluations(), 1
+	for req.PageToken = resp.GetNextPageToken(); req.PageToken != ""; req.PageToken = resp.GetNextPageToken() {
+		if resp, err = list(req); err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		pages++
+	}
+	if got := evaluations() - before; pages < 8 || got > 1 {
+		t.Errorf("%d pages of 1 evaluated the rules %v times after the first, want at most once for 8 pages or more", pages, got)
+	}
 }
 
 // TestSubscribeFindings follows a node's findings over a Subscribe stream
@@ -168,15 +188,7 @@ func TestSubscribeFindings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	alpha := operator(t, run, "alpha")
-	late := func(i int) {
-		t.Helper()
-		n := notification(9100 + uint32(i))
-		n.Start = timestamppb.New(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Hour))
-		n.End = timestamppb.New(n.Start.AsTime().Add(72 * time.Hour))
-		if _, err := alpha.Notify(ctx, n); err != nil {
-			t.Fatalf("Notify: %v", err)
-		}
-	}
+	late := func(i int) { t.Helper(); notifyLate(t, ctx, alpha, 100+i) }
 	for i := range 3 {
 		late(i)
 	}
@@ -238,6 +250,18 @@ func TestSubscribeFindings(t *testing.T) {
 	await(0, 3*time.Second)
 	if lead != 4 {
 		t.Errorf("%d VD.V.lead findings, want 4", lead)
+	}
+}
+
+// notifyLate has c notify an activity starting in ten days, short of the
+// lead time: a VD.V.lead finding of c's party.
+func notifyLate(t *testing.T, ctx context.Context, c *client.Client, i int) {
+	t.Helper()
+	n := notification(9000 + uint32(i))
+	n.Start = timestamppb.New(time.Now().Add(10 * 24 * time.Hour).Truncate(time.Hour))
+	n.End = timestamppb.New(n.Start.AsTime().Add(72 * time.Hour))
+	if _, err := c.Notify(ctx, n); err != nil {
+		t.Fatalf("Notify: %v", err)
 	}
 }
 

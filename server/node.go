@@ -67,6 +67,9 @@ type Node struct {
 	findingsMu    sync.Mutex
 	cacheMu       sync.Mutex
 	findingsCache findingsCache
+	// pagesCache is the last evaluation for a ListFindings page token:
+	// the list the token pins, which the later pages read again.
+	pagesCache findingsCache
 	// refreshing is set while a scrape's background evaluation runs.
 	refreshing atomic.Bool
 }
