@@ -196,5 +196,7 @@ func decodeStatement(raw []byte) (rules.Entry, error) {
 		return rules.Entry{}, fmt.Errorf("logged statement does not decode: %w", err)
 	}
 	h := st.GetHeader()
-	return rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: sha256.Sum256(raw), Statement: st}, nil
+	// Compacted, a notification or receipt keeps what the rules read of it
+	// and its statement is garbage at once: about a third of the memory.
+	return rules.Compact(rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: sha256.Sum256(raw), Statement: st}), nil
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -93,11 +94,58 @@ func (e *Engine) large(f forces) (bool, string) {
 	return s != "", s
 }
 
+// content is what the rules read of an activity's content, a
+// notification's or an amendment's: derived once from the proto, so that
+// neither the engine nor a caller holding a large log need keep the
+// statements of its notifications (see [Compact]).
+type content struct {
+	designation string // as given
+	norm        string // designation normalised
+	host        string // the host state, if stated
+	alert       bool
+	from, to    time.Time
+	hasFrom     bool
+	hasTo       bool
+	f           forces
+	places      []string // normalised place names, sorted, unique
+}
+
+// contentOf derives the content of n, which may be nil.
+func contentOf(n *parleyv1.ActivityNotification) *content {
+	c := &content{
+		designation: n.GetDesignation(),
+		host:        n.GetHostState(),
+		alert:       n.GetAlert(),
+		f:           forcesOf(n.GetForces(), n.GetType()),
+	}
+	c.norm = normalize(c.designation)
+	if c.norm == c.designation {
+		c.norm = c.designation // one copy
+	}
+	c.from, c.hasFrom = timeOf(n.GetStart())
+	c.to, c.hasTo = timeOf(n.GetEnd())
+	if names := n.GetArea().GetPlaceNames(); len(names) > 0 {
+		c.places = make([]string, 0, len(names))
+		for _, p := range names {
+			c.places = append(c.places, normalize(p))
+		}
+		slices.Sort(c.places)
+		c.places = slices.Compact(c.places)
+	}
+	return c
+}
+
+// valid reports whether the content has what the rules need: a start and
+// an end not before it.
+func (c *content) valid() bool {
+	return c.hasFrom && c.hasTo && !c.to.Before(c.from)
+}
+
 // version is one state of a notified activity: the original notification
 // or an amendment that took effect.
 type version struct {
 	it  *item
-	act *parleyv1.ActivityNotification
+	act *content
 }
 
 // activity is a notified activity with its amendments and cancellation.
@@ -110,52 +158,49 @@ type activity struct {
 	// withdrawn is set when the cancellation was given by the start: the
 	// activity then did not take place and no other rule applies to it.
 	withdrawn bool
-	// designations holds the normalised designation of every version, in
-	// seq order (with repetitions).
-	designations []string
-
-	// Derived from the versions by refresh.
-	from, to time.Time // start and end in effect
-	f        forces    // forces in effect
-	since    int       // index in versions, or -1: see notifiableSince
-	places   []string  // normalised place names in effect, sorted, unique
+	// since is the index in versions, or -1: see notifiableSince. Set by
+	// refresh.
+	since int
 }
 
-// refresh updates the derived fields after a version was appended, in
-// constant time per version but for the place names in effect.
+// refresh updates since after a version was appended.
 func (a *activity) refresh(e *Engine) {
-	cur := a.latest()
-	a.from, _ = timeOf(cur.GetStart())
-	a.to, _ = timeOf(cur.GetEnd())
-	a.f = forcesOf(cur.GetForces(), cur.GetType())
-	a.designations = append(a.designations, normalize(cur.GetDesignation()))
 	switch {
-	case !e.reaches(a.f, levelNotify):
+	case !e.reaches(a.forces(), levelNotify):
 		a.since = -1
 	case len(a.versions) == 1 || a.since < 0:
 		a.since = len(a.versions) - 1
 	}
-	a.places = a.places[:0]
-	for _, p := range cur.GetArea().GetPlaceNames() {
-		a.places = append(a.places, normalize(p))
-	}
-	slices.Sort(a.places)
-	a.places = slices.Compact(a.places)
 }
 
 // latest returns the content in effect.
-func (a *activity) latest() *parleyv1.ActivityNotification {
+func (a *activity) latest() *content {
 	return a.versions[len(a.versions)-1].act
 }
 
 // start returns the start in effect.
-func (a *activity) start() time.Time { return a.from }
+func (a *activity) start() time.Time { return a.latest().from }
 
 // end returns the end in effect.
-func (a *activity) end() time.Time { return a.to }
+func (a *activity) end() time.Time { return a.latest().to }
 
 // forces returns the forces in effect.
-func (a *activity) forces() forces { return a.f }
+func (a *activity) forces() forces { return a.latest().f }
+
+// places returns the normalised place names in effect, sorted, unique.
+func (a *activity) places() []string { return a.latest().places }
+
+// designations yields the normalised designation of every version, in seq
+// order (with repetitions).
+func (a *activity) designations() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range a.versions {
+			if !yield(v.act.norm) {
+				return
+			}
+		}
+	}
+}
 
 // notifiableSince returns the version from which the activity reached a
 // notification threshold without interruption up to the version in
@@ -170,7 +215,7 @@ func (a *activity) notifiableSince() *version {
 
 // describe names the activity for summaries.
 func (a *activity) describe() string {
-	return fmt.Sprintf("%q (%s seq %d)", a.latest().GetDesignation(), a.sender, a.notice.seq)
+	return fmt.Sprintf("%q (%s seq %d)", a.latest().designation, a.sender, a.notice.seq)
 }
 
 // buildActivities collects the notified activities of every sender, applies
@@ -180,34 +225,36 @@ func (s *vdState) buildActivities() (dangling []*item) {
 	// The activities live in one array, their first versions in them.
 	n := 0
 	for _, it := range s.lg.all {
-		if it.body().GetNotification() != nil {
+		if it.isNotification() {
 			n++
 		}
 	}
 	store := make([]activity, 0, n)
 	for _, sender := range s.lg.senders {
 		for _, it := range s.lg.feeds[sender] {
-			switch b := it.body().GetKind().(type) {
-			case *parleyv1.Body_Notification:
-				if !validActivity(b.Notification) {
+			if c := it.notification(); c != nil {
+				if !c.valid() {
 					continue
 				}
-				store = append(store, activity{sender: sender, notice: it, first: [1]version{{it, b.Notification}}})
+				store = append(store, activity{sender: sender, notice: it, first: [1]version{{it, c}}})
 				a := &store[len(store)-1]
 				a.versions = a.first[:]
 				a.refresh(s.e)
 				s.acts = append(s.acts, a)
 				s.bySender[sender] = append(s.bySender[sender], a)
 				it.act = a
+				continue
+			}
+			switch b := it.body().GetKind().(type) {
 			case *parleyv1.Body_Amendment:
 				a := s.target(it, b.Amendment.GetTargetSeq(), "amendment")
 				if a == nil {
-					if validActivity(b.Amendment.GetActivity()) {
+					if contentOf(b.Amendment.GetActivity()).valid() {
 						dangling = append(dangling, it)
 					}
 					continue
 				}
-				s.amend(a, it, b.Amendment.GetActivity())
+				s.amend(a, it, contentOf(b.Amendment.GetActivity()))
 			case *parleyv1.Body_Cancellation:
 				if a := s.target(it, b.Cancellation.GetTargetSeq(), "cancellation"); a != nil {
 					s.cancel(a, it)
@@ -216,13 +263,6 @@ func (s *vdState) buildActivities() (dangling []*item) {
 		}
 	}
 	return dangling
-}
-
-// validActivity reports whether n has the content the rules need.
-func validActivity(n *parleyv1.ActivityNotification) bool {
-	start, ok1 := timeOf(n.GetStart())
-	end, ok2 := timeOf(n.GetEnd())
-	return n != nil && ok1 && ok2 && !end.Before(start)
 }
 
 // target resolves the notification an amendment or cancellation refers to,
@@ -261,7 +301,7 @@ func (s *vdState) target(it *item, seq uint64, what string) *activity {
 }
 
 // amend applies an amendment, unless the activity is cancelled or over.
-func (s *vdState) amend(a *activity, it *item, n *parleyv1.ActivityNotification) {
+func (s *vdState) amend(a *activity, it *item, n *content) {
 	refs := []*item{a.notice, it}
 	switch {
 	case a.cancel != nil:
@@ -286,7 +326,7 @@ func (s *vdState) amend(a *activity, it *item, n *parleyv1.ActivityNotification)
 			summary:  fmt.Sprintf("amendment of %s after its end", a.describe()),
 			at:       it.given,
 		})
-	case !validActivity(n):
+	case !n.valid():
 		// Without content there is nothing to apply; the schema validator
 		// rejects such an amendment before it reaches the log.
 	default:

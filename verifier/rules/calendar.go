@@ -28,7 +28,7 @@ func (s *vdState) planned(sender string, y int) []*activity {
 	if s.plans == nil {
 		s.plans = make(map[calKey][]*activity)
 		for _, a := range s.acts {
-			if !a.withdrawn && !a.latest().GetAlert() && a.notifiableSince() != nil {
+			if !a.withdrawn && !a.latest().alert && a.notifiableSince() != nil {
 				k := calKey{sender: a.sender, year: a.start().Year()}
 				s.plans[k] = append(s.plans[k], a)
 			}
@@ -108,7 +108,7 @@ func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 // earliest seq among equal times), or nil.
 func (s *vdState) firstListed(a *activity, y int) *item {
 	var first *item
-	for _, d := range a.designations {
+	for d := range a.designations() {
 		if cal := s.calNamed[calKey{a.sender, y, d}]; cal != nil && (first == nil || givenFirst(cal, first)) {
 			first = cal
 		}
@@ -121,7 +121,7 @@ func (s *vdState) firstListed(a *activity, y int) *item {
 // sender for the year of its start. Judged once the calendar deadline for
 // that year has passed, if it lies after the earliest entry of the log.
 func (s *vdState) checkInCalendar(a *activity) {
-	if a.latest().GetAlert() || a.notifiableSince() == nil {
+	if a.latest().alert || a.notifiableSince() == nil {
 		return
 	}
 	y := a.start().Year()
@@ -141,7 +141,7 @@ func (s *vdState) checkInCalendar(a *activity) {
 		party:    a.sender,
 		entries:  []*item{a.notice},
 		required: fmt.Sprintf("the activity listed in a calendar of %s for %d", a.sender, y),
-		seen:     fmt.Sprintf("%q in no calendar for %d (%s)", a.latest().GetDesignation(), y, plural(len(s.cals[a.sender][y]), "calendar", "calendars")),
+		seen:     fmt.Sprintf("%q in no calendar for %d (%s)", a.latest().designation, y, plural(len(s.cals[a.sender][y]), "calendar", "calendars")),
 		summary:  fmt.Sprintf("notified activity %s not in the calendar", a.describe()),
 		at:       at,
 	})
@@ -153,7 +153,7 @@ func (s *vdState) checkInCalendar(a *activity) {
 // has passed, if it lies after the earliest entry of the log.
 func (s *vdState) checkLarge(a *activity) {
 	ok, desc := s.e.large(a.forces())
-	if !ok || a.latest().GetAlert() {
+	if !ok || a.latest().alert {
 		return
 	}
 	y := a.start().Year()

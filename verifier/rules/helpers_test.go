@@ -200,7 +200,7 @@ func runRule(t *testing.T, rule string, cases []ruleCase) {
 			l := newLog(t)
 			tc.build(l)
 			got := only(newEngine(t, tc.rules).Evaluate(l.entries, tc.now), rule, tc.party)
-			checkReceiptForm(t, newEngine(t, tc.rules), l.entries, tc.now)
+			checkCompactForm(t, newEngine(t, tc.rules), l.entries, tc.now)
 			ok := len(got) == len(tc.want)
 			for i := 0; ok && i < len(got); i++ {
 				ok = got[i].Party == tc.want[i].party && got[i].Severity == tc.want[i].severity

@@ -42,12 +42,12 @@ func (s *vdState) hostChecks() []hostCheck {
 			continue
 		}
 		var hosts []string
-		if h := a.latest().GetHostState(); h != "" && h != a.sender {
+		if h := a.latest().host; h != "" && h != a.sender {
 			if _, ok := s.e.party[h]; ok {
 				hosts = append(hosts, h)
 			}
 		}
-		for _, place := range a.places {
+		for _, place := range a.places() {
 			for _, h := range s.e.hosts[place] {
 				if h != a.sender {
 					hosts = append(hosts, h)
@@ -56,7 +56,7 @@ func (s *vdState) hostChecks() []hostCheck {
 		}
 		slices.Sort(hosts)
 		for _, h := range slices.Compact(hosts) {
-			d := a.designations[len(a.designations)-1]
+			d := a.latest().norm
 			c := hostCheck{a: a, host: h}
 			if b := s.named(h, d); b != nil && !b.withdrawn {
 				c.first = b
@@ -81,7 +81,7 @@ func (s *vdState) hostChecks() []hostCheck {
 func (s *vdState) firstOverlapping(checks []hostCheck) {
 	byHost := make(map[nameKey][]int) // host and place -> checks
 	for i, c := range checks {
-		for _, p := range c.a.places {
+		for _, p := range c.a.places() {
 			k := nameKey{c.host, p}
 			byHost[k] = append(byHost[k], i)
 		}
@@ -95,7 +95,7 @@ func (s *vdState) firstOverlapping(checks []hostCheck) {
 			if b.withdrawn {
 				continue
 			}
-			for _, p := range b.places {
+			for _, p := range b.places() {
 				if k := (nameKey{h, p}); byHost[k] != nil {
 					atPlace[k] = append(atPlace[k], b)
 				}
@@ -148,7 +148,7 @@ func (s *vdState) judgeHost(c hostCheck) {
 	cur := a.latest()
 	start := a.start()
 	due := start.Add(-s.leadTime())
-	if cur.GetAlert() {
+	if cur.alert {
 		due = start.Add(s.e.skew)
 	}
 	if first != nil && !first.notice.given.After(due) || first == nil && !s.now.After(due) {
@@ -161,7 +161,7 @@ func (s *vdState) judgeHost(c hostCheck) {
 		entries:  []*item{a.notice},
 		required: fmt.Sprintf("a notification by host %s >= %d days before start %s (by %s)", h, s.e.vd.LeadTimeDays, fmtTime(start), fmtTime(due)),
 	}
-	if cur.GetAlert() {
+	if cur.alert {
 		f.required = fmt.Sprintf("a notification by host %s of the alert activity by its start %s (clock skew %s)", h, fmtTime(start), fmtDur(s.e.skew, false))
 	}
 	if first != nil {

@@ -23,8 +23,9 @@ type item struct {
 	sender string
 	seq    uint64
 	digest [32]byte
-	st     *parleyv1.Statement // with a body; nil for a receipt given as rc
+	st     *parleyv1.Statement // with a body; nil for an entry given as rc or nt
 	rc     *Receipt
+	nt     *Notification
 	// given is when the entry counts as given (t_given): see the package
 	// documentation.
 	given time.Time
@@ -44,6 +45,9 @@ func (it *item) issued() time.Time {
 	if it.rc != nil {
 		return it.rc.IssuedAt
 	}
+	if it.nt != nil {
+		return it.nt.issued
+	}
 	t, _ := timeOf(it.st.GetHeader().GetIssuedAt())
 	return t
 }
@@ -57,10 +61,30 @@ func (it *item) isReceipt() bool {
 	return ok
 }
 
+// isNotification reports whether the entry is an activity notification.
+func (it *item) isNotification() bool {
+	return it.nt != nil || it.body().GetNotification() != nil
+}
+
+// notification returns the content of an activity notification, whichever
+// way it was given; nil if the entry is not one.
+func (it *item) notification() *content {
+	if it.nt != nil {
+		return &it.nt.c
+	}
+	if n := it.body().GetNotification(); n != nil {
+		return contentOf(n)
+	}
+	return nil
+}
+
 // kindName names the entry's body kind for findings.
 func (it *item) kindName() string {
-	if it.rc != nil {
+	switch {
+	case it.rc != nil:
 		return "a receipt"
+	case it.nt != nil:
+		return "a notification"
 	}
 	return kindName(it.body())
 }
@@ -132,8 +156,13 @@ func (e *Engine) index(entries []Entry) *logIndex {
 	// an evaluation allocates per log, not per entry.
 	store := make([]item, 0, len(entries))
 	for _, en := range entries {
-		if en.Statement == nil && en.Receipt != nil {
-			store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, rc: en.Receipt})
+		if en.Statement == nil {
+			switch {
+			case en.Receipt != nil:
+				store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, rc: en.Receipt})
+			case en.Notification != nil:
+				store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, nt: en.Notification})
+			}
 			continue
 		}
 		body := en.Statement.GetBody()

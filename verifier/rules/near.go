@@ -122,9 +122,9 @@ func (s *vdState) checkSplits() {
 		var acts []*activity
 		id := make(map[string]int)
 		for _, a := range s.bySender[sender] {
-			if !a.withdrawn && a.start().Before(a.end()) && len(a.places) > 0 {
+			if !a.withdrawn && a.start().Before(a.end()) && len(a.places()) > 0 {
 				acts = append(acts, a)
-				for _, p := range a.places {
+				for _, p := range a.places() {
 					if _, ok := id[p]; !ok {
 						id[p] = len(id)
 					}
@@ -151,7 +151,7 @@ func (s *vdState) checkSplits() {
 			sp.lanes[level] = make([]lane, len(names))
 		}
 		for i, a := range acts {
-			for _, p := range a.places {
+			for _, p := range a.places() {
 				sp.places[i] = append(sp.places[i], id[p])
 			}
 			for level := range sp.lanes {
@@ -298,13 +298,13 @@ func (sp *splits) sweep(p, level int) {
 		if in {
 			set.set(rank[k], a.versions[len(a.versions)-1].it)
 			for f := range sp.sum {
-				sp.sum[f] += a.f[f]
+				sp.sum[f] += a.forces()[f]
 			}
 		} else {
 			d = -1
 			set.set(rank[k], nil)
 			for f := range sp.sum {
-				sp.sum[f] -= a.f[f]
+				sp.sum[f] -= a.forces()[f]
 			}
 		}
 		sp.size += d
@@ -312,7 +312,7 @@ func (sp *splits) sweep(p, level int) {
 			sp.count[q] += d
 		}
 		for lv := range sp.below {
-			if !sp.s.e.reaches(a.f, lv) {
+			if !sp.s.e.reaches(a.forces(), lv) {
 				sp.below[lv] += d
 			}
 		}
@@ -403,7 +403,7 @@ func (sp *splits) report(p int, levels [2]bool, set *members, byRank func(int) *
 	for _, n := range listed(sp.size) {
 		a := byRank(set.nth(n))
 		refs = append(refs, a.notice)
-		names = append(names, strconv.Quote(a.latest().GetDesignation()))
+		names = append(names, strconv.Quote(a.latest().designation))
 	}
 	seen := fmt.Sprintf("%d activities at %q at the same time together reach %s", sp.size, sp.names[p], strings.Join(reached, " and "))
 	summary := fmt.Sprintf("possible split of one activity of %s: %s", sp.sender, strings.Join(names, ", "))

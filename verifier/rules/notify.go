@@ -58,7 +58,7 @@ func (s *vdState) named(sender, designation string) *activity {
 	if s.names == nil {
 		s.names = make(map[nameKey]*activity)
 		for _, a := range s.acts {
-			for _, d := range a.designations {
+			for d := range a.designations() {
 				k := nameKey{a.sender, d}
 				b := s.names[k]
 				if b == nil || b.withdrawn && !a.withdrawn || b.withdrawn == a.withdrawn && givenFirst(a.notice, b.notice) {
@@ -138,7 +138,7 @@ func (s *vdState) leadTime() time.Duration {
 func (s *vdState) checkLead(a *activity) {
 	cur := a.latest()
 	since := a.notifiableSince()
-	if cur.GetAlert() || since == nil {
+	if cur.alert || since == nil {
 		return
 	}
 	start := a.start()
@@ -223,7 +223,7 @@ func (s *vdState) checkNeverNotified(dangling []*item) {
 // notification threshold is notified no later than its start plus skew.
 func (s *vdState) checkAlert(a *activity) {
 	since := a.notifiableSince()
-	if !a.latest().GetAlert() || since == nil {
+	if !a.latest().alert || since == nil {
 		return
 	}
 	start := a.start()

@@ -24,7 +24,7 @@ func (s *vdState) firstInvite(a *activity) *item {
 // before its start.
 func (s *vdState) checkInvite(a *activity) {
 	f := a.forces()
-	if a.latest().GetAlert() || !s.e.reaches(f, levelObserve) {
+	if a.latest().alert || !s.e.reaches(f, levelObserve) {
 		return
 	}
 	start := a.start()
@@ -41,7 +41,7 @@ func (s *vdState) checkAlert72(a *activity) {
 	f := a.forces()
 	hours := time.Duration(s.e.vd.AlertObserveHours) * time.Hour
 	start, end := a.start(), a.end()
-	if !a.latest().GetAlert() || !s.e.reaches(f, levelObserve) || end.Sub(start) <= hours {
+	if !a.latest().alert || !s.e.reaches(f, levelObserve) || end.Sub(start) <= hours {
 		return
 	}
 	due := start.Add(hours)

@@ -178,6 +178,7 @@ func FuzzOrderIndependence(f *testing.F) {
 		entries, now := randomLog(t, logSeed, 150)
 		want := eng.Evaluate(entries, now)
 		sameFindings(t, eng.Evaluate(shuffled(entries, permSeed, int(dups)), now), want)
+		sameFindings(t, eng.Evaluate(compacted(shuffled(entries, permSeed, int(dups))), now), want)
 	})
 }
 

@@ -85,6 +85,39 @@ type Entry struct {
 	// Receipt is a receipt entry without its statement: what the rules
 	// read of one. It is used only when Statement is nil.
 	Receipt *Receipt
+	// Notification is an activity notification without its statement, as
+	// [Compact] makes it. It is used only when Statement and Receipt are
+	// nil.
+	Notification *Notification
+}
+
+// Notification is what the rules read of an activity notification
+// statement: about a third of the memory of the decoded statement (which
+// also holds what no rule reads, such as the purpose and level of
+// command). [Compact] makes one.
+type Notification struct {
+	issued time.Time
+	c      content
+}
+
+// Compact returns en with its statement, if it is an activity notification
+// or a receipt, replaced by what the rules read of it ([Notification],
+// [Receipt]); any other entry is returned as it is. The findings over
+// compacted entries are those over the statements. A caller holding a
+// large log for [Engine.Evaluate] compacts each entry as it decodes it, so
+// that the statements are garbage at once.
+func Compact(en Entry) Entry {
+	it := &item{st: en.Statement}
+	switch {
+	case en.Statement == nil:
+	case it.isNotification():
+		en.Notification = &Notification{issued: it.issued(), c: *contentOf(en.Statement.GetBody().GetNotification())}
+		en.Statement = nil
+	case it.isReceipt():
+		en.Receipt = &Receipt{IssuedAt: it.issued(), Acks: it.receiptAcks()}
+		en.Statement = nil
+	}
+	return en
 }
 
 // Receipt is what the rules read of a receipt statement. Holding a large
