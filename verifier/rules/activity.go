@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"time"
+	"unique"
 
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -127,7 +128,8 @@ func contentOf(n *parleyv1.ActivityNotification) *content {
 	if names := n.GetArea().GetPlaceNames(); len(names) > 0 {
 		c.places = make([]string, 0, len(names))
 		for _, p := range names {
-			c.places = append(c.places, normalize(p))
+			// Place names repeat across a log's activities: one copy each.
+			c.places = append(c.places, unique.Make(normalize(p)).Value())
 		}
 		slices.Sort(c.places)
 		c.places = slices.Compact(c.places)

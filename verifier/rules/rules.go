@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unique"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -110,13 +111,19 @@ func Compact(en Entry) Entry {
 	it := &item{st: en.Statement}
 	switch {
 	case en.Statement == nil:
+		return en
 	case it.isNotification():
 		en.Notification = &Notification{issued: it.issued(), c: *contentOf(en.Statement.GetBody().GetNotification())}
 		en.Statement = nil
 	case it.isReceipt():
 		en.Receipt = &Receipt{IssuedAt: it.issued(), Acks: it.receiptAcks()}
+		for i := range en.Receipt.Acks {
+			en.Receipt.Acks[i].Sender = unique.Make(en.Receipt.Acks[i].Sender).Value()
+		}
 		en.Statement = nil
 	}
+	// A log has a few senders, each repeated in every entry: one copy.
+	en.Sender = unique.Make(en.Sender).Value()
 	return en
 }
 
