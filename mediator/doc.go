@@ -28,9 +28,10 @@
 // An audit reads each log once, sequentially, and keeps a compact record
 // per distinct envelope (where it was found first, its seq, the set of
 // logs holding it) and the accepted entries as the rules engine, which
-// needs them all at once, reads them: receipts, most of a log, as their
-// acknowledgements ([rules.Receipt]), other entries as their statements
-// with the strings they repeat shared; it reads envelopes again, by location,
+// needs them all at once, reads them: receipts as their acknowledgements
+// ([rules.Receipt]), activity notifications as what the rules read of them
+// ([rules.Notification]), other entries as their statements with the
+// strings they repeat shared; it reads envelopes again, by location,
 // only to build evidence and to replay the feeds that are not clean with
 // package verifier. Each distinct envelope is verified once, however many
 // logs hold it, on [AuditInput.Workers] goroutines while the logs are

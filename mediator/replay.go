@@ -53,6 +53,9 @@ type distinct struct {
 	// rc is set for a receipt kept without its statement (parsed has no
 	// Statement then): most entries are receipts.
 	rc *receipt
+	// nt is set for an activity notification kept without its statement
+	// (parsed has no Statement then), as the rules read it.
+	nt *notice
 	// own is whether the log it was found first in is its sender's.
 	own bool
 	// status is the outcome of the stateless checks.
@@ -70,20 +73,30 @@ type receipt struct {
 	one [1]rules.Ack
 }
 
+// notice is an activity notification that passed the checks, kept as
+// what the audit reads of it: a third of the memory of its statement.
+type notice struct {
+	sender string
+	*rules.Notification
+}
+
 // sender returns the sender of an envelope that passed the checks.
 func (e *distinct) sender() string {
-	if e.rc != nil {
+	switch {
+	case e.rc != nil:
 		return e.rc.sender
+	case e.nt != nil:
+		return e.nt.sender
 	}
 	return e.parsed.Statement.GetHeader().GetSender()
 }
 
 // headerSeq returns the seq of an envelope that passed the checks, as its
-// statement states it. (A receipt kept as such has its seq peeked, which
-// is the same for an envelope that passed the checks: its encoding is
-// canonical.)
+// statement states it. (A receipt or notification kept as such has its
+// seq peeked, which is the same for an envelope that passed the checks:
+// its encoding is canonical.)
 func (e *distinct) headerSeq() uint64 {
-	if e.rc != nil {
+	if e.rc != nil || e.nt != nil {
 		return e.seq
 	}
 	return e.parsed.Statement.GetHeader().GetSeq()
@@ -92,8 +105,11 @@ func (e *distinct) headerSeq() uint64 {
 // entry returns an accepted envelope as the rules read it.
 func (e *distinct) entry() rules.Entry {
 	en := rules.Entry{Sender: e.sender(), Seq: e.headerSeq(), Digest: e.parsed.Digest, Statement: e.parsed.Statement}
-	if e.rc != nil {
+	switch {
+	case e.rc != nil:
 		en.Receipt = &e.rc.Receipt
+	case e.nt != nil:
+		en.Notification = e.nt.Notification
 	}
 	return en
 }
@@ -155,6 +171,7 @@ type checkResult struct {
 	status  checkStatus
 	parsed  *envelope.Parsed
 	rc      *receipt
+	nt      *notice
 	prev    [32]byte
 	chained bool
 	// sender and digest are set when the checks failed.
@@ -308,7 +325,7 @@ func (ad *auditor) scan() error {
 		for k, id := range b.ids {
 			r := b.out[k]
 			e := &ad.dist[id]
-			e.status, e.parsed, e.rc = r.status, r.parsed, r.rc
+			e.status, e.parsed, e.rc, e.nt = r.status, r.parsed, r.rc, r.nt
 			if r.chained {
 				if pid, ok := ad.ids[r.prev]; ok {
 					e.prevID = pid
@@ -379,10 +396,16 @@ func (ad *auditor) check(b *checkBatch) {
 		p.Raw, p.Envelope = nil, nil
 		prev, chained := ad.slim(p.Statement)
 		rc := receiptOf(p.Statement)
+		var nt *notice
 		if rc != nil {
 			p.Statement = nil
+		} else if p.Statement.GetBody().GetNotification() != nil {
+			h := p.Statement.GetHeader()
+			en := rules.Compact(rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Statement: p.Statement})
+			nt = &notice{sender: h.GetSender(), Notification: en.Notification}
+			p.Statement = nil
 		}
-		b.out[k] = checkResult{status: checkedOK, parsed: p, rc: rc, prev: prev, chained: chained}
+		b.out[k] = checkResult{status: checkedOK, parsed: p, rc: rc, nt: nt, prev: prev, chained: chained}
 	}
 }
 
@@ -558,7 +581,7 @@ func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
 			}
 			p := &envelope.Parsed{Digest: r.Parsed.Digest, PayloadDigest: r.Parsed.PayloadDigest, Statement: r.Parsed.Statement}
 			e := &ad.dist[ad.ids[p.Digest]]
-			e.parsed, e.rc, e.accepted = p, nil, true
+			e.parsed, e.rc, e.nt, e.accepted = p, nil, nil, true
 			accepted = append(accepted, e.entry())
 		}
 	}

@@ -82,6 +82,14 @@ func describeReplay(r *verifier.Replayed, accepted []rules.Entry) string {
 	}
 	for _, a := range accepted {
 		kind := reflect.TypeOf(a.Statement.GetBody().GetKind())
+		if a.Statement == nil && a.Notification != nil {
+			kind = reflect.TypeOf(&parleyv1.Body_Notification{})
+			n := a.Notification
+			fmt.Fprintf(&b, "  notification %q alert %v issued %v from %v to %v\n", n.Designation(), n.Alert(), n.IssuedAt(), n.Start(), n.End())
+		} else if nt := a.Statement.GetBody().GetNotification(); nt != nil {
+			fmt.Fprintf(&b, "  notification %q alert %v issued %v from %v to %v\n", nt.GetDesignation(), nt.GetAlert(),
+				a.Statement.GetHeader().GetIssuedAt().AsTime().UTC(), nt.GetStart().AsTime().UTC(), nt.GetEnd().AsTime().UTC())
+		}
 		if a.Statement == nil && a.Receipt != nil {
 			kind = reflect.TypeOf(&parleyv1.Body_Receipt{})
 			for _, ack := range a.Receipt.Acks {

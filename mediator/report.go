@@ -332,6 +332,10 @@ func (r *Report) finish(ad *auditor) {
 			ps.Receipts++
 			continue
 		}
+		if e.nt != nil {
+			ps.Notifications++
+			continue
+		}
 		switch e.parsed.Statement.GetBody().GetKind().(type) {
 		case *parleyv1.Body_Notification:
 			ps.Notifications++
@@ -398,6 +402,10 @@ func (r *Report) timeline(ad *auditor, accepted []rules.Entry) {
 			}
 			continue
 		}
+		if res.Notification != nil {
+			notified++
+			continue
+		}
 		body := res.Statement.GetBody()
 		if body.GetNotification() != nil {
 			notified++
@@ -430,23 +438,29 @@ func (r *Report) timeline(ad *auditor, accepted []rules.Entry) {
 	}
 	items := make([]TimelineItem, 0, notified)
 	for _, res := range accepted {
-		n := res.Statement.GetBody().GetNotification()
+		// A notification the audit kept as its statement (from a feed the
+		// verifier replayed) is read as one it kept compacted. Accepted
+		// notifications have an issued_at, a start and an end.
+		n := res.Notification
+		if n == nil && res.Statement.GetBody().GetNotification() != nil {
+			n = rules.Compact(res).Notification
+		}
 		if n == nil {
 			continue
 		}
-		issued := res.Statement.GetHeader().GetIssuedAt().AsTime().UTC()
+		issued := n.IssuedAt()
 		given := issued
 		if t, ok := first[res.Digest]; ok && (issued.After(t) || t.Sub(issued) > skew) {
 			given = t
 		}
-		start, end := n.GetStart().AsTime().UTC(), n.GetEnd().AsTime().UTC()
+		start, end := n.Start(), n.End()
 		due := start.Add(-lead)
-		if n.GetAlert() {
+		if n.Alert() {
 			due = start
 		}
 		item := TimelineItem{
 			Sender: res.Sender, Seq: res.Seq, Digest: hex.EncodeToString(res.Digest[:]),
-			Designation: n.GetDesignation(), Alert: n.GetAlert(), Issued: issued, Given: given, Due: due,
+			Designation: n.Designation(), Alert: n.Alert(), Issued: issued, Given: given, Due: due,
 			Start: start, End: end, LeadDays: start.Sub(given).Hours() / 24, Status: "ok",
 		}
 		switch {

@@ -101,6 +101,21 @@ type Notification struct {
 	c      content
 }
 
+// IssuedAt returns the header's issued_at; zero if there was none.
+func (n *Notification) IssuedAt() time.Time { return n.issued }
+
+// Designation returns the activity's designation as given.
+func (n *Notification) Designation() string { return n.c.designation }
+
+// Alert reports whether the activity is an alert activity.
+func (n *Notification) Alert() bool { return n.c.alert }
+
+// Start returns the activity's start; zero if there was none.
+func (n *Notification) Start() time.Time { return n.c.from }
+
+// End returns the activity's end; zero if there was none.
+func (n *Notification) End() time.Time { return n.c.to }
+
 // Compact returns en with its statement, if it is an activity notification
 // or a receipt, replaced by what the rules read of it ([Notification],
 // [Receipt]); any other entry is returned as it is. The findings over
