@@ -30,7 +30,8 @@ node and receipted by every counterpart), idle (one notification at a time:
 until every receipt, until a witnessed checkpoint), scale (the exchange
 phase for each network size of -scale) and, only when asked for, restart
 (one node's memory and start-up time with a log of -restart-entries
-entries, and one ListFindings over that log). Where the nodes do not exchange, the exchange figures are
+entries, one ListFindings over that log, and the mediator's peak RSS
+auditing it). Where the nodes do not exchange, the exchange figures are
 reported as not available.
 
 Prints a table to standard output and, with -json, writes every figure to

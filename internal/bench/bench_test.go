@@ -145,7 +145,7 @@ func TestRun(t *testing.T) {
 	}
 	var progress strings.Builder
 	r, err := Run(ctx, Config{
-		Binary: bin, Dir: t.TempDir(), Parties: 2, Concurrency: 4,
+		Binary: bin, Dir: t.TempDir(), Parties: 2, Mediators: 1, Concurrency: 4,
 		Duration: 2 * time.Second, CheckpointInterval: 200 * time.Millisecond,
 		IdleSamples: 3, ProbeTimeout: 3 * time.Second, Scale: []int{2}, RestartEntries: 300,
 		Progress: &syncWriter{w: &progress},
@@ -160,7 +160,7 @@ func TestRun(t *testing.T) {
 	if a.Turns != 4 || a.Echo.Seconds < 1.9 || a.Node.Seconds < 1.9 {
 		t.Errorf("acceptance: got %d turns over %.2f s (echo) and %.2f s (node), want 4 over the 2 s each", a.Turns, a.Echo.Seconds, a.Node.Seconds)
 	}
-	if p := a.Node.Processes; len(p) == 1 && math.Abs(p[0].CPUPer1000-p[0].CPUSeconds/float64(a.Node.Ops)*1000) > 1e-9 {
+	if p := a.Node.Processes; len(p) > 0 && math.Abs(p[0].CPUPer1000-p[0].CPUSeconds/float64(a.Node.Ops)*1000) > 1e-9 {
 		t.Errorf("acceptance: node CPU %.3f s per 1,000 ops, want its %.3f s over its %d ops", p[0].CPUPer1000, p[0].CPUSeconds, a.Node.Ops)
 	}
 	for _, l := range []*Load{a.Echo, a.Node} {
@@ -169,7 +169,8 @@ func TestRun(t *testing.T) {
 			t.Errorf("acceptance, %s: clients' figures %+v, want this process's CPU time over its %d ops", l.Target, c, l.Ops)
 		}
 	}
-	if a.Ratios.Throughput <= 0 || len(a.Node.Processes) != 1 || a.Node.Processes[0].PeakRSSMiB <= 0 {
+	// The node's figures come first, then the mediator's.
+	if a.Ratios.Throughput <= 0 || len(a.Node.Processes) != 2 || a.Node.Processes[0].Name != "node alpha" || a.Node.Processes[0].PeakRSSMiB <= 0 {
 		t.Errorf("acceptance: got ratios %+v and processes %+v, want a throughput ratio and the node's figures", a.Ratios, a.Node.Processes)
 	}
 	if x := r.Exchange; x == nil || (!x.Available && !strings.HasPrefix(x.Reason, "not available: ")) {
@@ -187,6 +188,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("restart: got %+v, want a log of 300 entries or more, filled without errors, a start-up time and a load", x)
 	} else if f := x.Findings; f == nil || f.Error != "" || f.Seconds <= 0 || f.PeakRSSMiB <= 0 || f.RSSMet != (f.PeakRSSMiB <= 200) {
 		t.Errorf("restart: findings figures %+v, want a timed, successful whole-log evaluation and the node's peak RSS against the target", f)
+	} else if x.MediatorRSSMiB <= 0 {
+		t.Errorf("restart: mediator peak RSS %.1f MiB, want the mediator's figure", x.MediatorRSSMiB)
 	}
 	if !strings.Contains(progress.String(), "bench: accept ") || !strings.Contains(progress.String(), "(so far echo ") {
 		t.Errorf("progress: got %q, want lines for the acceptance loads", progress.String())
@@ -195,7 +198,7 @@ func TestRun(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log"} {
+	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log", "mediator, mirroring the log"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

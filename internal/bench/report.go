@@ -115,6 +115,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "%s\t%.1f MiB\t%s\t%s\n", what, f.PeakRSSMiB, x.RSSTarget, metOrMissed(f.RSSMet))
 		}
+		if x.MediatorRSSMiB > 0 {
+			fmt.Fprintf(tw, "mediator, mirroring the log and auditing it every minute: peak RSS\t%.1f MiB\t\t\n", x.MediatorRSSMiB)
+		}
 		tw.Flush()
 	}
 	if h := r.Harness; h != nil {

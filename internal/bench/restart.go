@@ -44,6 +44,10 @@ type Restart struct {
 	// node, after the load: what an operator's query or a metrics scrape
 	// (which evaluates the rules in the background) costs with that log.
 	Findings *FindingsCost `json:"findings,omitempty"`
+	// MediatorRSSMiB is the highest peak RSS of the phase's mediators, which
+	// mirror the node's log as it grows and audit it every minute: what a
+	// mediator needs for that log. Zero without mediators. No target.
+	MediatorRSSMiB float64 `json:"mediator_peak_rss_mib,omitempty"`
 	// Targets and whether they were met.
 	RSSTarget   string `json:"rss_target"`
 	RSSMet      bool   `json:"rss_met"`
@@ -155,6 +159,11 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	res.RSSMet = peak <= 200 && peak > 0
 	res.StartMet = res.StartSeconds <= 2
 	res.Findings = findingsCost(ctx, cs[0], node.PID(), cfg.Progress)
+	for _, m := range n.mediators {
+		if rss, err := peakRSS(m.pid()); err == nil {
+			res.MediatorRSSMiB = max(res.MediatorRSSMiB, float64(rss)/(1<<20))
+		}
+	}
 	return res, nil
 }
 
