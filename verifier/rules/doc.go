@@ -12,6 +12,11 @@
 // counterpart saw the same digest) belong to the sequence verifier and are
 // not judged here.
 //
+// The engine needs every entry at once. A caller holding a large log gives
+// its notifications and receipts compacted ([Compact]: what the rules read
+// of them, about a third of the memory of a decoded statement); the
+// findings are the same.
+//
 // The parameters are those of package agreement (agreement.Rules); the
 // defaults are given in brackets below. All times are UTC. A day is 24
 // hours of UTC time; lead times are exact durations, not calendar dates, so
