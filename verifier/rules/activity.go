@@ -101,7 +101,6 @@ func (e *Engine) large(f forces) (bool, string) {
 // statements of its notifications (see [Compact]).
 type content struct {
 	designation string // as given
-	norm        string // designation normalised
 	host        string // the host state, if stated
 	alert       bool
 	from, to    time.Time
@@ -119,10 +118,6 @@ func contentOf(n *parleyv1.ActivityNotification) *content {
 		alert:       n.GetAlert(),
 		f:           forcesOf(n.GetForces(), n.GetType()),
 	}
-	c.norm = normalize(c.designation)
-	if c.norm == c.designation {
-		c.norm = c.designation // one copy
-	}
 	c.from, c.hasFrom = timeOf(n.GetStart())
 	c.to, c.hasTo = timeOf(n.GetEnd())
 	if names := n.GetArea().GetPlaceNames(); len(names) > 0 {
@@ -136,6 +131,11 @@ func contentOf(n *parleyv1.ActivityNotification) *content {
 	}
 	return c
 }
+
+// norm returns the designation normalised. It is not kept: a normalised
+// copy of every activity's designation would cost about 40 bytes per
+// activity for the whole evaluation.
+func (c *content) norm() string { return normalize(c.designation) }
 
 // valid reports whether the content has what the rules need: a start and
 // an end not before it.
@@ -197,7 +197,7 @@ func (a *activity) places() []string { return a.latest().places }
 func (a *activity) designations() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for _, v := range a.versions {
-			if !yield(v.act.norm) {
+			if !yield(v.act.norm()) {
 				return
 			}
 		}

@@ -56,7 +56,7 @@ func (s *vdState) hostChecks() []hostCheck {
 		}
 		slices.Sort(hosts)
 		for _, h := range slices.Compact(hosts) {
-			d := a.latest().norm
+			d := a.latest().norm()
 			c := hostCheck{a: a, host: h}
 			if b := s.named(h, d); b != nil && !b.withdrawn {
 				c.first = b

@@ -51,7 +51,7 @@ func TestHostChecksDirect(t *testing.T) {
 			a := c.a
 			var want *activity
 			for _, b := range s.bySender[c.host] {
-				same := slices.Contains(slices.Collect(b.designations()), a.latest().norm) ||
+				same := slices.Contains(slices.Collect(b.designations()), a.latest().norm()) ||
 					a.start().Before(b.end()) && b.start().Before(a.end()) && slices.ContainsFunc(a.places(), func(p string) bool { return slices.Contains(b.places(), p) })
 				if !b.withdrawn && same && (want == nil || b.notice.given.Before(want.notice.given)) {
 					want = b
@@ -63,7 +63,7 @@ func TestHostChecksDirect(t *testing.T) {
 			checks++
 			if want != nil {
 				found++
-				if !slices.Contains(slices.Collect(want.designations()), a.latest().norm) {
+				if !slices.Contains(slices.Collect(want.designations()), a.latest().norm()) {
 					byOverlap++
 				}
 			}
