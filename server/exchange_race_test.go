@@ -41,6 +41,15 @@ func startNode(t testing.TB, net *localnet.Network, party string, edit func(*ser
 // startNodeOn is startNode serving on l.
 func startNodeOn(t testing.TB, net *localnet.Network, party string, l stdnet.Listener, edit func(*server.Config)) *server.Node {
 	t.Helper()
+	node, _ := runNodeOn(t, net, party, l, edit)
+	return node
+}
+
+// runNodeOn is startNodeOn that also returns a function that stops the node
+// before the test ends, as a shutdown does (it may be called more than
+// once).
+func runNodeOn(t testing.TB, net *localnet.Network, party string, l stdnet.Listener, edit func(*server.Config)) (*server.Node, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := config.Load(net.Parties[party].ConfigFile)
 	if err != nil {
@@ -63,14 +72,18 @@ func startNodeOn(t testing.TB, net *localnet.Network, party string, l stdnet.Lis
 			t.Errorf("%s's node: %v", party, err)
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		if err := node.Close(); err != nil {
-			t.Errorf("close %s's node: %v", party, err)
-		}
-	})
-	return node
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-served
+			if err := node.Close(); err != nil {
+				t.Errorf("close %s's node: %v", party, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return node, stop
 }
 
 // conflictNetwork starts bravo's node, which dials charlie's and nobody

@@ -67,3 +67,19 @@ func (n *Node) ResumeSeq(ctx context.Context, peer string) (uint64, error) {
 func (n *Node) SetDeliveryCursor(peer string, next uint64) error {
 	return n.store.SetCursor(peer, next)
 }
+
+// PendingAcks is how many acknowledgements wait for the node's next
+// receipt.
+func (n *Node) PendingAcks() int { return n.exch.rcpt.pending() }
+
+// DropPendingAcks forgets the acknowledgements that wait for the node's next
+// receipt, as a crash before that receipt would, and returns how many there
+// were.
+func (n *Node) DropPendingAcks() int {
+	r := n.exch.rcpt
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := len(r.acks)
+	r.acks = nil
+	return k
+}
