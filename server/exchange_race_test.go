@@ -27,15 +27,32 @@ import (
 // idle keeps a node's sync loop from running a round during a test.
 const idle = time.Hour
 
-// startNode runs party's node of net in this process, on its reserved
-// address, with edit applied to its configuration.
-func startNode(t testing.TB, net *localnet.Network, party string, edit func(*server.Config)) *server.Node {
+// bareNetwork generates a network of alpha, bravo and charlie without
+// mediators, in a directory of the test's.
+func bareNetwork(t testing.TB) *localnet.Network {
+	t.Helper()
+	net, err := localnet.Generate(context.Background(), localnet.Options{Dir: t.TempDir(), NoMediators: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
+// reservedListener returns the listener reserved for party's node.
+func reservedListener(t testing.TB, net *localnet.Network, party string) stdnet.Listener {
 	t.Helper()
 	l, ok := net.Listener(party)
 	if !ok {
 		t.Fatalf("no reserved address for %s", party)
 	}
-	return startNodeOn(t, net, party, l, edit)
+	return l
+}
+
+// startNode runs party's node of net in this process, on its reserved
+// address, with edit applied to its configuration.
+func startNode(t testing.TB, net *localnet.Network, party string, edit func(*server.Config)) *server.Node {
+	t.Helper()
+	return startNodeOn(t, net, party, reservedListener(t, net, party), edit)
 }
 
 // startNodeOn is startNode serving on l.
@@ -91,10 +108,7 @@ func runNodeOn(t testing.TB, net *localnet.Network, party string, l stdnet.Liste
 // does not run: the tests sign alpha's entries themselves.
 func conflictNetwork(t testing.TB) (net *localnet.Network, bravo *server.Node) {
 	t.Helper()
-	net, err := localnet.Generate(context.Background(), localnet.Options{Dir: t.TempDir(), NoMediators: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	net = bareNetwork(t)
 	startNode(t, net, "charlie", func(c *server.Config) { c.Exchange.PeerTLS = nil })
 	bravo = startNode(t, net, "bravo", func(c *server.Config) {
 		c.Exchange.PeerAddresses = map[string]string{"alpha": "127.0.0.1:1"}
@@ -164,10 +178,7 @@ func hasEquivocation(t testing.TB, node *server.Node, first, second []byte) bool
 // accepts another envelope at that seq while it is checking the receipt:
 // the receipt's claim must still be compared with it.
 func TestExchangeClaimRacingAcceptance(t *testing.T) {
-	net, err := localnet.Generate(context.Background(), localnet.Options{Dir: t.TempDir(), NoMediators: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	net := bareNetwork(t)
 	// Nobody is reachable: bravo's fetch of the conflict can only fail, so
 	// the conflict stays pending for the test to see.
 	bravo := startNode(t, net, "bravo", func(c *server.Config) {

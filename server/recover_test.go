@@ -16,16 +16,10 @@ import (
 func TestReceiptsRecoveredAfterCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	net, err := localnet.Generate(ctx, localnet.Options{Dir: t.TempDir(), NoMediators: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	net := bareNetwork(t)
 	// Alpha writes a receipt at once for the first entry it accepts, and
 	// then at most one an hour: the acknowledgements of later entries wait.
-	l, ok := net.Listener("alpha")
-	if !ok {
-		t.Fatal("no reserved address for alpha")
-	}
+	l := reservedListener(t, net, "alpha")
 	addr := l.Addr().String()
 	alpha, stopAlpha := runNodeOn(t, net, "alpha", l, func(c *server.Config) {
 		c.Exchange.PeerTLS = nil

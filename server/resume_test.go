@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-dev/parley/internal/localnet"
 	"github.com/parley-dev/parley/server"
 )
 
@@ -17,10 +16,7 @@ import (
 func TestResumeSeq(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := localnet.Generate(ctx, localnet.Options{Dir: t.TempDir(), NoMediators: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := bareNetwork(t)
 	node := startNode(t, n, "alpha", func(c *server.Config) { c.Exchange.PeerTLS = nil })
 	alpha, err := n.Operator(ctx, "alpha")
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-dev/parley/internal/localnet"
 	"github.com/parley-dev/parley/server"
 )
 
@@ -48,16 +47,9 @@ func (c countingConn) Write(p []byte) (int, error) {
 func TestOneWritePerAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := localnet.Generate(ctx, localnet.Options{Dir: t.TempDir(), NoMediators: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := n.Listener("alpha")
-	if !ok {
-		t.Fatal("no reserved address for alpha")
-	}
+	n := bareNetwork(t)
 	var writes atomic.Int64
-	startNodeOn(t, n, "alpha", countingListener{Listener: l, writes: &writes}, func(c *server.Config) { c.Exchange.PeerTLS = nil })
+	startNodeOn(t, n, "alpha", countingListener{Listener: reservedListener(t, n, "alpha"), writes: &writes}, func(c *server.Config) { c.Exchange.PeerTLS = nil })
 	alpha, err := n.Operator(ctx, "alpha")
 	if err != nil {
 		t.Fatal(err)
