@@ -294,17 +294,18 @@ func (sp *splits) sweep(p, level int) {
 	enter := func(k int32, in bool) {
 		i := l.byStart[k]
 		a := sp.acts[i]
+		af := a.forces()
 		d := 1
 		if in {
 			set.set(rank[k], a.versions[len(a.versions)-1].it)
 			for f := range sp.sum {
-				sp.sum[f] += a.forces()[f]
+				sp.sum[f] += af[f]
 			}
 		} else {
 			d = -1
 			set.set(rank[k], nil)
 			for f := range sp.sum {
-				sp.sum[f] -= a.forces()[f]
+				sp.sum[f] -= af[f]
 			}
 		}
 		sp.size += d
@@ -312,7 +313,7 @@ func (sp *splits) sweep(p, level int) {
 			sp.count[q] += d
 		}
 		for lv := range sp.below {
-			if !sp.s.e.reaches(a.forces(), lv) {
+			if !sp.s.e.reaches(af, lv) {
 				sp.below[lv] += d
 			}
 		}
