@@ -165,7 +165,9 @@ var errBeyondLog = errors.New("beyond the log")
 
 // scanStatements calls fn with the statement of every log entry in
 // [from, to), in log order. The entries were verified when the node
-// accepted them, so this only decodes them.
+// accepted them, so this only decodes them. The statements are whole:
+// receipt recovery reads them too; the findings evaluation compacts them
+// itself.
 func (n *Node) scanStatements(ctx context.Context, from, to uint64, fn func(rules.Entry) error) error {
 	for start := from; start < to; start += ruleReadBatch {
 		count := int(min(ruleReadBatch, to-start))
