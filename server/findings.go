@@ -126,18 +126,18 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 		}
 	}
 	start := time.Now()
-	var entries []rules.Entry
+	// The entries go straight into the engine's log, which keeps what the
+	// rules read of each once; compacted, a notification or receipt keeps
+	// only that, and its statement is garbage at once.
+	lg := n.engine.NewLog(int(min(size, 1<<24)))
 	err = n.scanStatements(ctx, 0, size, func(e rules.Entry) error {
-		// Compacted, a notification or receipt keeps what the rules read
-		// of it, and its statement is garbage at once: about a third of
-		// the memory.
-		entries = append(entries, rules.Compact(e))
+		lg.Add(rules.Compact(e))
 		return nil
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	out := n.engine.Evaluate(entries, now)
+	out := lg.Evaluate(now)
 	if out == nil {
 		out = []*parleyv1.Finding{}
 	}

@@ -102,12 +102,38 @@ func (e *Engine) large(f forces) (bool, string) {
 type content struct {
 	designation string // as given
 	host        string // the host state, if stated
-	alert       bool
-	from, to    time.Time
-	hasFrom     bool
-	hasTo       bool
-	f           forces
+	from, to    stamp
+	f           heldForces
 	places      []string // normalised place names, sorted, unique
+	alert       bool
+}
+
+// heldForces are forces as a content holds them: every number of a
+// notification fits in 32 bits but the landing troops, a sum of two.
+type heldForces struct {
+	upToSorties [fieldLanding]uint32
+	landing     uint64
+}
+
+// hold returns f as a content holds it. Every field but the landing troops
+// must fit in 32 bits, as those of a [parleyv1.Forces] do.
+func hold(f forces) heldForces {
+	var h heldForces
+	for i := range h.upToSorties {
+		h.upToSorties[i] = uint32(f[i])
+	}
+	h.landing = f[fieldLanding]
+	return h
+}
+
+// forces returns the forces held.
+func (h *heldForces) forces() forces {
+	var f forces
+	for i, v := range h.upToSorties {
+		f[i] = uint64(v)
+	}
+	f[fieldLanding] = h.landing
+	return f
 }
 
 // contentOf derives the content of n, which may be nil.
@@ -116,10 +142,10 @@ func contentOf(n *parleyv1.ActivityNotification) *content {
 		designation: n.GetDesignation(),
 		host:        n.GetHostState(),
 		alert:       n.GetAlert(),
-		f:           forcesOf(n.GetForces(), n.GetType()),
+		f:           hold(forcesOf(n.GetForces(), n.GetType())),
+		from:        stampOf(n.GetStart()),
+		to:          stampOf(n.GetEnd()),
 	}
-	c.from, c.hasFrom = timeOf(n.GetStart())
-	c.to, c.hasTo = timeOf(n.GetEnd())
 	if names := n.GetArea().GetPlaceNames(); len(names) > 0 {
 		c.places = make([]string, 0, len(names))
 		for _, p := range names {
@@ -140,7 +166,7 @@ func (c *content) norm() string { return normalize(c.designation) }
 // valid reports whether the content has what the rules need: a start and
 // an end not before it.
 func (c *content) valid() bool {
-	return c.hasFrom && c.hasTo && !c.to.Before(c.from)
+	return c.from.set && c.to.set && !c.to.time().Before(c.from.time())
 }
 
 // version is one state of a notified activity: the original notification
@@ -152,17 +178,30 @@ type version struct {
 
 // activity is a notified activity with its amendments and cancellation.
 type activity struct {
-	sender   string
 	notice   *item      // the original notification
 	versions []version  // in seq order; the last is in effect
 	cancel   *item      // the cancellation that took effect, if any
 	first    [1]version // holds versions until the first amendment
+	// since is the index in versions, or -1: see notifiableSince. Set by
+	// refresh.
+	since int32
 	// withdrawn is set when the cancellation was given by the start: the
 	// activity then did not take place and no other rule applies to it.
 	withdrawn bool
-	// since is the index in versions, or -1: see notifiableSince. Set by
-	// refresh.
-	since int
+}
+
+// sender returns the activity's sender.
+func (a *activity) sender() string { return a.notice.sender }
+
+// each yields a pointer to every activity of acts, in order.
+func each(acts []activity) iter.Seq[*activity] {
+	return func(yield func(*activity) bool) {
+		for i := range acts {
+			if !yield(&acts[i]) {
+				return
+			}
+		}
+	}
 }
 
 // refresh updates since after a version was appended.
@@ -171,7 +210,7 @@ func (a *activity) refresh(e *Engine) {
 	case !e.reaches(a.forces(), levelNotify):
 		a.since = -1
 	case len(a.versions) == 1 || a.since < 0:
-		a.since = len(a.versions) - 1
+		a.since = int32(len(a.versions) - 1)
 	}
 }
 
@@ -181,13 +220,13 @@ func (a *activity) latest() *content {
 }
 
 // start returns the start in effect.
-func (a *activity) start() time.Time { return a.latest().from }
+func (a *activity) start() time.Time { return a.latest().from.time() }
 
 // end returns the end in effect.
-func (a *activity) end() time.Time { return a.latest().to }
+func (a *activity) end() time.Time { return a.latest().to.time() }
 
 // forces returns the forces in effect.
-func (a *activity) forces() forces { return a.latest().f }
+func (a *activity) forces() forces { return a.latest().f.forces() }
 
 // places returns the normalised place names in effect, sorted, unique.
 func (a *activity) places() []string { return a.latest().places }
@@ -217,33 +256,34 @@ func (a *activity) notifiableSince() *version {
 
 // describe names the activity for summaries.
 func (a *activity) describe() string {
-	return fmt.Sprintf("%q (%s seq %d)", a.latest().designation, a.sender, a.notice.seq)
+	return fmt.Sprintf("%q (%s seq %d)", a.latest().designation, a.sender(), a.notice.seq)
 }
 
 // buildActivities collects the notified activities of every sender, applies
 // amendments and cancellations in seq order, and reports VD.V.amend.
 // Amendments that refer to nothing are returned for VD.V.lead.
 func (s *vdState) buildActivities() (dangling []*item) {
-	// The activities live in one array, their first versions in them.
+	// The activities live in one array, their first versions in them,
+	// and each sender's are a part of it: the array is not grown, since
+	// items point into it.
 	n := 0
 	for _, it := range s.lg.all {
 		if it.isNotification() {
 			n++
 		}
 	}
-	store := make([]activity, 0, n)
+	s.acts = make([]activity, 0, n)
 	for _, sender := range s.lg.senders {
+		from := len(s.acts)
 		for _, it := range s.lg.feeds[sender] {
 			if c := it.notification(); c != nil {
 				if !c.valid() {
 					continue
 				}
-				store = append(store, activity{sender: sender, notice: it, first: [1]version{{it, c}}})
-				a := &store[len(store)-1]
+				s.acts = append(s.acts, activity{notice: it, first: [1]version{{it, c}}})
+				a := &s.acts[len(s.acts)-1]
 				a.versions = a.first[:]
 				a.refresh(s.e)
-				s.acts = append(s.acts, a)
-				s.bySender[sender] = append(s.bySender[sender], a)
 				it.act = a
 				continue
 			}
@@ -262,6 +302,9 @@ func (s *vdState) buildActivities() (dangling []*item) {
 					s.cancel(a, it)
 				}
 			}
+		}
+		if len(s.acts) > from {
+			s.bySender[sender] = s.acts[from:len(s.acts):len(s.acts)]
 		}
 	}
 	return dangling
@@ -297,7 +340,7 @@ func (s *vdState) target(it *item, seq uint64, what string) *activity {
 		required: fmt.Sprintf("the %s refers to an earlier notification of %s", what, it.sender),
 		seen:     seen,
 		summary:  fmt.Sprintf("%s seq %d of %s refers to no notification", what, it.seq, it.sender),
-		at:       it.given,
+		at:       it.given(),
 	})
 	return nil
 }
@@ -310,23 +353,23 @@ func (s *vdState) amend(a *activity, it *item, n *content) {
 		s.out.add(finding{
 			rule:     RuleAmend,
 			severity: parleyv1.Severity_SEVERITY_VIOLATION,
-			party:    a.sender,
+			party:    a.sender(),
 			entries:  append(refs, a.cancel),
 			required: "amendments only of activities not cancelled",
 			seen:     fmt.Sprintf("amendment seq %d after cancellation seq %d", it.seq, a.cancel.seq),
 			summary:  fmt.Sprintf("amendment of cancelled activity %s", a.describe()),
-			at:       it.given,
+			at:       it.given(),
 		})
-	case it.given.After(a.end()):
+	case it.given().After(a.end()):
 		s.out.add(finding{
 			rule:     RuleAmend,
 			severity: parleyv1.Severity_SEVERITY_VIOLATION,
-			party:    a.sender,
+			party:    a.sender(),
 			entries:  refs,
 			required: fmt.Sprintf("amendment given by the end of the activity %s", fmtTime(a.end())),
-			seen:     fmt.Sprintf("given %s, %s after the end; not applied", fmtTime(it.given), fmtDur(it.given.Sub(a.end()), true)),
+			seen:     fmt.Sprintf("given %s, %s after the end; not applied", fmtTime(it.given()), fmtDur(it.given().Sub(a.end()), true)),
 			summary:  fmt.Sprintf("amendment of %s after its end", a.describe()),
-			at:       it.given,
+			at:       it.given(),
 		})
 	case !n.valid():
 		// Without content there is nothing to apply; the schema validator
@@ -341,7 +384,7 @@ func (s *vdState) amend(a *activity, it *item, n *content) {
 // cancel applies a cancellation and reports late ones.
 func (s *vdState) cancel(a *activity, it *item) {
 	refs := []*item{a.notice, it}
-	f := finding{rule: RuleAmend, party: a.sender, entries: refs, at: it.given}
+	f := finding{rule: RuleAmend, party: a.sender(), entries: refs, at: it.given()}
 	switch {
 	case a.cancel != nil:
 		f.severity = parleyv1.Severity_SEVERITY_LOW
@@ -349,16 +392,16 @@ func (s *vdState) cancel(a *activity, it *item) {
 		f.required = "one cancellation per activity"
 		f.seen = fmt.Sprintf("cancellation seq %d repeats cancellation seq %d", it.seq, a.cancel.seq)
 		f.summary = fmt.Sprintf("repeated cancellation of %s", a.describe())
-	case it.given.After(a.end()):
+	case it.given().After(a.end()):
 		f.severity = parleyv1.Severity_SEVERITY_VIOLATION
 		f.required = fmt.Sprintf("cancellation given by the end of the activity %s", fmtTime(a.end()))
-		f.seen = fmt.Sprintf("given %s, %s after the end; not applied", fmtTime(it.given), fmtDur(it.given.Sub(a.end()), true))
+		f.seen = fmt.Sprintf("given %s, %s after the end; not applied", fmtTime(it.given()), fmtDur(it.given().Sub(a.end()), true))
 		f.summary = fmt.Sprintf("cancellation of %s after its end", a.describe())
-	case it.given.After(a.start()):
+	case it.given().After(a.start()):
 		a.cancel = it
 		f.severity = parleyv1.Severity_SEVERITY_LOW
 		f.required = fmt.Sprintf("cancellation given by the start of the activity %s", fmtTime(a.start()))
-		f.seen = fmt.Sprintf("given %s, %s after the start; the activity is still judged", fmtTime(it.given), fmtDur(it.given.Sub(a.start()), true))
+		f.seen = fmt.Sprintf("given %s, %s after the start; the activity is still judged", fmtTime(it.given()), fmtDur(it.given().Sub(a.start()), true))
 		f.summary = fmt.Sprintf("cancellation of %s after its start", a.describe())
 	default:
 		a.cancel = it

@@ -27,9 +27,9 @@ func (s *vdState) deadlineName(y int) string {
 func (s *vdState) planned(sender string, y int) []*activity {
 	if s.plans == nil {
 		s.plans = make(map[calKey][]*activity)
-		for _, a := range s.acts {
+		for a := range each(s.acts) {
 			if !a.withdrawn && !a.latest().alert && a.notifiableSince() != nil {
-				k := calKey{sender: a.sender, year: a.start().Year()}
+				k := calKey{sender: a.sender(), year: a.start().Year()}
 				s.plans[k] = append(s.plans[k], a)
 			}
 		}
@@ -58,11 +58,11 @@ func (s *vdState) checkCalendars() {
 func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 	var first *item
 	for _, cal := range s.cals[p][y] {
-		if first == nil || cal.given.Before(first.given) {
+		if first == nil || cal.given().Before(first.given()) {
 			first = cal
 		}
 	}
-	if first != nil && first.given.Before(due) {
+	if first != nil && first.given().Before(due) {
 		return
 	}
 	f := finding{
@@ -77,9 +77,9 @@ func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 			f.rule, what = RuleNil, "nil calendar"
 		}
 		f.entries = []*item{first}
-		f.seen = fmt.Sprintf("first %s for %d (seq %d) given %s", what, y, first.seq, fmtTime(first.given))
+		f.seen = fmt.Sprintf("first %s for %d (seq %d) given %s", what, y, first.seq, fmtTime(first.given()))
 		f.summary = fmt.Sprintf("late %s of %s for %d", what, p, y)
-		f.at = first.given
+		f.at = first.given()
 		s.out.add(f)
 		return
 	}
@@ -109,7 +109,7 @@ func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 func (s *vdState) firstListed(a *activity, y int) *item {
 	var first *item
 	for d := range a.designations() {
-		if cal := s.calNamed[calKey{a.sender, y, d}]; cal != nil && (first == nil || givenFirst(cal, first)) {
+		if cal := s.calNamed[calKey{a.sender(), y, d}]; cal != nil && (first == nil || givenFirst(cal, first)) {
 			first = cal
 		}
 	}
@@ -129,8 +129,8 @@ func (s *vdState) checkInCalendar(a *activity) {
 	if s.firstListed(a, y) != nil || !at.After(s.lg.earliest) {
 		return
 	}
-	if a.notice.given.After(at) {
-		at = a.notice.given
+	if a.notice.given().After(at) {
+		at = a.notice.given()
 	}
 	if s.now.Before(at) {
 		return
@@ -138,10 +138,10 @@ func (s *vdState) checkInCalendar(a *activity) {
 	s.out.add(finding{
 		rule:     RuleInCalendar,
 		severity: parleyv1.Severity_SEVERITY_LOW,
-		party:    a.sender,
+		party:    a.sender(),
 		entries:  []*item{a.notice},
-		required: fmt.Sprintf("the activity listed in a calendar of %s for %d", a.sender, y),
-		seen:     fmt.Sprintf("%q in no calendar for %d (%s)", a.latest().designation, y, plural(len(s.cals[a.sender][y]), "calendar", "calendars")),
+		required: fmt.Sprintf("the activity listed in a calendar of %s for %d", a.sender(), y),
+		seen:     fmt.Sprintf("%q in no calendar for %d (%s)", a.latest().designation, y, plural(len(s.cals[a.sender()][y]), "calendar", "calendars")),
 		summary:  fmt.Sprintf("notified activity %s not in the calendar", a.describe()),
 		at:       at,
 	})
@@ -162,20 +162,20 @@ func (s *vdState) checkLarge(a *activity) {
 		return
 	}
 	first := s.firstListed(a, y)
-	if first != nil && first.given.Before(due) {
+	if first != nil && first.given().Before(due) {
 		return
 	}
 	if s.now.Before(due) {
 		return
 	}
 	at := due
-	if a.notice.given.After(at) {
-		at = a.notice.given
+	if a.notice.given().After(at) {
+		at = a.notice.given()
 	}
 	f := finding{
 		rule:     RuleLarge,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
-		party:    a.sender,
+		party:    a.sender(),
 		entries:  []*item{a.notice},
 		required: fmt.Sprintf("activity with %s communicated in a calendar for %d by %s", desc, y, s.deadlineName(y-s.e.vd.LargeAdvanceYears)),
 		seen:     fmt.Sprintf("in no calendar for %d", y),
@@ -184,7 +184,7 @@ func (s *vdState) checkLarge(a *activity) {
 	}
 	if first != nil {
 		f.entries = append(f.entries, first)
-		f.seen = fmt.Sprintf("first listed in calendar seq %d given %s", first.seq, fmtTime(first.given))
+		f.seen = fmt.Sprintf("first listed in calendar seq %d given %s", first.seq, fmtTime(first.given()))
 	}
 	s.out.add(f)
 }
@@ -199,7 +199,7 @@ func (s *vdState) checkThreeYears() {
 	per, most := s.e.vd.LargePerYears, s.e.vd.LargeMaxCount
 	for _, sender := range s.lg.senders {
 		var large []*activity
-		for _, a := range s.bySender[sender] {
+		for a := range each(s.bySender[sender]) {
 			if ok, _ := s.e.large(a.forces()); ok && !a.withdrawn {
 				large = append(large, a)
 			}
@@ -212,7 +212,7 @@ func (s *vdState) checkThreeYears() {
 			for large[j].start().Year() <= y-per {
 				j++
 			}
-			for len(latest) > 0 && !large[latest[len(latest)-1]].notice.given.After(a.notice.given) {
+			for len(latest) > 0 && !large[latest[len(latest)-1]].notice.given().After(a.notice.given()) {
 				latest = latest[:len(latest)-1]
 			}
 			latest = append(latest, i)
@@ -227,7 +227,7 @@ func (s *vdState) checkThreeYears() {
 			for _, k := range listed(len(window)) {
 				refs = append(refs, window[k].notice)
 			}
-			at := large[latest[0]].notice.given
+			at := large[latest[0]].notice.given()
 			_, desc := s.e.large(a.forces())
 			seen := fmt.Sprintf("%d in %d-%d, the last %s starting %s with %s", len(window), y-per+1, y, a.describe(), fmtTime(a.start()), desc)
 			if len(refs) < len(window) {

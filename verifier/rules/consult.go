@@ -37,19 +37,19 @@ func (s *vdState) checkConsultations() {
 		default:
 			continue // no agreed deadline for hazardous incident reports
 		}
-		base, from := req.given, "given"
-		if a := s.e.ackBy(req, addressee); a.ok() {
-			base, from = a.received, "received by "+addressee
+		base, from := req.given(), "given"
+		if a := s.lg.ackBy(s.e, req, addressee); a.ok() {
+			base, from = a.received(), "received by "+addressee
 		}
 		due := base.Add(time.Duration(hours) * time.Hour)
 
 		var first *item
 		for _, resp := range responses[key{req.sender, req.seq}] {
-			if resp.sender == addressee && (first == nil || resp.given.Before(first.given)) {
+			if resp.sender == addressee && (first == nil || resp.given().Before(first.given())) {
 				first = resp
 			}
 		}
-		if first != nil && !first.given.After(due) || first == nil && !s.now.After(due) {
+		if first != nil && !first.given().After(due) || first == nil && !s.now.After(due) {
 			continue // in time, or not yet due
 		}
 		f := finding{
@@ -61,9 +61,9 @@ func (s *vdState) checkConsultations() {
 		}
 		if first != nil {
 			f.entries = append(f.entries, first)
-			f.seen = fmt.Sprintf("response seq %d given %s, %s after the request", first.seq, fmtTime(first.given), fmtDur(first.given.Sub(base), false))
+			f.seen = fmt.Sprintf("response seq %d given %s, %s after the request", first.seq, fmtTime(first.given()), fmtDur(first.given().Sub(base), false))
 			f.summary = fmt.Sprintf("late response of %s to consultation request %s seq %d", addressee, req.sender, req.seq)
-			f.at = first.given
+			f.at = first.given()
 		} else {
 			f.seen = fmt.Sprintf("no response by %s", fmtTime(due))
 			f.summary = fmt.Sprintf("%s did not answer consultation request %s seq %d", addressee, req.sender, req.seq)

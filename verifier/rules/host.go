@@ -37,19 +37,19 @@ func (s *vdState) checkHosts() {
 // first.
 func (s *vdState) hostChecks() []hostCheck {
 	var checks []hostCheck
-	for _, a := range s.acts {
+	for a := range each(s.acts) {
 		if a.withdrawn || a.notifiableSince() == nil {
 			continue
 		}
 		var hosts []string
-		if h := a.latest().host; h != "" && h != a.sender {
+		if h := a.latest().host; h != "" && h != a.sender() {
 			if _, ok := s.e.party[h]; ok {
 				hosts = append(hosts, h)
 			}
 		}
 		for _, place := range a.places() {
 			for _, h := range s.e.hosts[place] {
-				if h != a.sender {
+				if h != a.sender() {
 					hosts = append(hosts, h)
 				}
 			}
@@ -91,7 +91,7 @@ func (s *vdState) firstOverlapping(checks []hostCheck) {
 	}
 	atPlace := make(map[nameKey][]*activity)
 	for _, h := range s.lg.senders {
-		for _, b := range s.bySender[h] {
+		for b := range each(s.bySender[h]) {
 			if b.withdrawn {
 				continue
 			}
@@ -151,7 +151,7 @@ func (s *vdState) judgeHost(c hostCheck) {
 	if cur.alert {
 		due = start.Add(s.e.skew)
 	}
-	if first != nil && !first.notice.given.After(due) || first == nil && !s.now.After(due) {
+	if first != nil && !first.notice.given().After(due) || first == nil && !s.now.After(due) {
 		return // in time, or not yet due
 	}
 	f := finding{
@@ -166,9 +166,9 @@ func (s *vdState) judgeHost(c hostCheck) {
 	}
 	if first != nil {
 		f.entries = append(f.entries, first.notice)
-		f.seen = fmt.Sprintf("host notification seq %d given %s, %s", first.notice.seq, fmtTime(first.notice.given), relative(start.Sub(first.notice.given), true, "start"))
+		f.seen = fmt.Sprintf("host notification seq %d given %s, %s", first.notice.seq, fmtTime(first.notice.given()), relative(start.Sub(first.notice.given()), true, "start"))
 		f.summary = fmt.Sprintf("host %s notified activity %s late", h, a.describe())
-		f.at = first.notice.given
+		f.at = first.notice.given()
 	} else {
 		f.seen = fmt.Sprintf("no notification by %s by %s", h, fmtTime(due))
 		f.summary = fmt.Sprintf("host %s did not notify activity %s", h, a.describe())

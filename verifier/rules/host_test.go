@@ -50,10 +50,10 @@ func TestHostChecksDirect(t *testing.T) {
 		for _, c := range s.hostChecks() {
 			a := c.a
 			var want *activity
-			for _, b := range s.bySender[c.host] {
+			for b := range each(s.bySender[c.host]) {
 				same := slices.Contains(slices.Collect(b.designations()), a.latest().norm()) ||
 					a.start().Before(b.end()) && b.start().Before(a.end()) && slices.ContainsFunc(a.places(), func(p string) bool { return slices.Contains(b.places(), p) })
-				if !b.withdrawn && same && (want == nil || b.notice.given.Before(want.notice.given)) {
+				if !b.withdrawn && same && (want == nil || b.notice.given().Before(want.notice.given())) {
 					want = b
 				}
 			}

@@ -26,16 +26,20 @@ type item struct {
 	st     *parleyv1.Statement // with a body; nil for an entry given as rc or nt
 	rc     *Receipt
 	nt     *Notification
-	// given is when the entry counts as given (t_given): see the package
-	// documentation.
-	given time.Time
-	// acks holds, per party index, that party's acknowledgement of this
-	// entry; nil until the first one.
-	acks []ack
+	// givenAt is when the entry counts as given (t_given, see the package
+	// documentation); unset if it has none.
+	givenAt stamp
+	// ackRun numbers the entry's acknowledgements in its log index, one
+	// per party (see logIndex.acksOf); 0 until the first one.
+	ackRun uint32
 	// act is the activity of a notification or of an amendment applied to
 	// it (vd2011 only).
 	act *activity
 }
+
+// given returns when the entry counts as given (t_given); the zero time
+// if it has none.
+func (it *item) given() time.Time { return it.givenAt.time() }
 
 // body returns the statement body.
 func (it *item) body() *parleyv1.Body { return it.st.GetBody() }
@@ -46,7 +50,7 @@ func (it *item) issued() time.Time {
 		return it.rc.IssuedAt
 	}
 	if it.nt != nil {
-		return it.nt.issued
+		return it.nt.issued.time()
 	}
 	t, _ := timeOf(it.st.GetHeader().GetIssuedAt())
 	return t
@@ -114,15 +118,21 @@ func (it *item) receiptAcks() []Ack {
 
 // ack is one party's acknowledgement of an entry, over all its receipts.
 type ack struct {
-	// received is the earliest received_at the party stated.
-	received time.Time
-	// at is the earliest time the party acknowledged the entry: the later
-	// of received_at and the issued_at of the receipt stating it.
-	at time.Time
+	// receivedAt is the earliest received_at the party stated.
+	receivedAt stamp
+	// firstAt is the earliest time the party acknowledged the entry: the
+	// later of received_at and the issued_at of the receipt stating it.
+	firstAt stamp
 	// by is the receipt that acknowledged the entry at 'at'; nil if the
 	// party did not acknowledge it.
 	by *item
 }
+
+// received returns the earliest received_at the party stated.
+func (a ack) received() time.Time { return a.receivedAt.time() }
+
+// at returns the earliest time the party acknowledged the entry.
+func (a ack) at() time.Time { return a.firstAt.time() }
 
 // ok reports whether the party acknowledged the entry.
 func (a ack) ok() bool { return a.by != nil }
@@ -132,6 +142,13 @@ type logIndex struct {
 	feeds   map[string][]*item // each feed ordered by seq; a part of all
 	all     []*item            // ordered by sender, seq
 	senders []string           // sorted
+	// ackRuns holds the acknowledgements of the entries that have any: run
+	// r (from 1) is ackRuns[(r-1)/ackChunk][(r-1)%ackChunk*parties:], one
+	// ack per party index. Chunks, not one growing array: no copying, and
+	// no slice header in every item.
+	ackRuns [][]ack
+	runs    int
+	parties int
 	// earliest is the earliest t_given of any entry; zero if none.
 	earliest time.Time
 }
@@ -150,27 +167,76 @@ func compareItems(a, b *item) int {
 	return cmp.Or(cmp.Compare(a.sender, b.sender), cmp.Compare(a.seq, b.seq), bytes.Compare(a.digest[:], b.digest[:]))
 }
 
-// index builds the log index and computes every entry's t_given.
+// index builds the log index of entries and computes every entry's
+// t_given.
 func (e *Engine) index(entries []Entry) *logIndex {
-	// The items live in one array, and the acknowledgements in another:
-	// an evaluation allocates per log, not per entry.
-	store := make([]item, 0, len(entries))
+	l := e.NewLog(len(entries))
 	for _, en := range entries {
-		if en.Statement == nil {
-			switch {
-			case en.Receipt != nil:
-				store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, rc: en.Receipt})
-			case en.Notification != nil:
-				store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, nt: en.Notification})
-			}
-			continue
-		}
-		body := en.Statement.GetBody()
-		if body == nil || body.GetKind() == nil {
-			continue
-		}
-		store = append(store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, st: en.Statement})
+		l.Add(en)
 	}
+	return l.index()
+}
+
+// Log gathers the entries of one evaluation ([Log.Evaluate]). A caller that
+// reads a large log entry by entry adds each to a Log instead of holding
+// them in a slice of its own for [Engine.Evaluate]: the Log keeps what the
+// rules read of each, once. A Log is not safe for concurrent use.
+type Log struct {
+	e *Engine
+	// store holds the items in one array: an evaluation allocates per
+	// log, not per entry.
+	store []item
+	done  bool
+}
+
+// NewLog returns an empty Log for e, with room for capacity entries (a
+// hint: a Log takes any number).
+func (e *Engine) NewLog(capacity int) *Log {
+	return &Log{e: e, store: make([]item, 0, max(capacity, 0))}
+}
+
+// Len returns how many entries the log holds: those added, less those
+// without a statement body (nor a Receipt or Notification), which the rules
+// ignore.
+func (l *Log) Len() int { return len(l.store) }
+
+// Add adds en to the log. The Log keeps en's Statement, Receipt or
+// Notification: they must not change until the evaluation. Add panics
+// after [Log.Evaluate].
+func (l *Log) Add(en Entry) {
+	if l.done {
+		panic("rules: Log.Add after Log.Evaluate")
+	}
+	if en.Statement == nil {
+		switch {
+		case en.Receipt != nil:
+			l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, rc: en.Receipt})
+		case en.Notification != nil:
+			l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, nt: en.Notification})
+		}
+		return
+	}
+	body := en.Statement.GetBody()
+	if body == nil || body.GetKind() == nil {
+		return
+	}
+	l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, st: en.Statement})
+}
+
+// Evaluate is [Engine.Evaluate] over the entries added. A Log is evaluated
+// once: its entries are then the evaluation's, and a second call panics.
+func (l *Log) Evaluate(now time.Time) []*parleyv1.Finding {
+	return l.e.evaluate(l.index(), now)
+}
+
+// index builds the log index of l and computes every entry's t_given.
+func (l *Log) index() *logIndex {
+	if l.done {
+		panic("rules: Log evaluated twice")
+	}
+	l.done = true
+	e, store := l.e, l.store
+	l.store = nil
 	all := make([]*item, len(store))
 	for i := range store {
 		all[i] = &store[i]
@@ -191,7 +257,7 @@ func (e *Engine) index(entries []Entry) *logIndex {
 
 	// Acknowledgements. Receipts are visited in (sender, seq) order, so
 	// ties between equal times go to the first receipt in that order.
-	var slab []ack
+	lg.parties = len(e.parties)
 	for _, r := range all {
 		if !r.isReceipt() {
 			continue
@@ -211,33 +277,31 @@ func (e *Engine) index(entries []Entry) *logIndex {
 			if issued.After(at) {
 				at = issued
 			}
-			if target.acks == nil {
-				if len(slab) < len(e.parties) {
-					slab = make([]ack, len(e.parties)*min(len(all), 1024))
-				}
-				target.acks, slab = slab[:len(e.parties):len(e.parties)], slab[len(e.parties):]
+			if target.ackRun == 0 {
+				target.ackRun = lg.newAckRun(len(all))
 			}
-			prev := &target.acks[p]
+			prev := &lg.acksOf(target)[p]
 			if !prev.ok() {
-				*prev = ack{received: received, at: at, by: r}
+				*prev = ack{receivedAt: stampAt(received, true), firstAt: stampAt(at, true), by: r}
 				continue
 			}
-			if received.Before(prev.received) {
-				prev.received = received
+			if received.Before(prev.received()) {
+				prev.receivedAt = stampAt(received, true)
 			}
-			if at.Before(prev.at) {
-				prev.at, prev.by = at, r
+			if at.Before(prev.at()) {
+				prev.firstAt, prev.by = stampAt(at, true), r
 			}
 		}
 	}
 
 	for _, it := range all {
-		it.given = e.given(it)
-		if it.given.IsZero() {
+		given := e.given(it, lg.acksOf(it))
+		it.givenAt = stampAt(given, !given.IsZero())
+		if given.IsZero() {
 			continue
 		}
-		if lg.earliest.IsZero() || it.given.Before(lg.earliest) {
-			lg.earliest = it.given
+		if lg.earliest.IsZero() || given.Before(lg.earliest) {
+			lg.earliest = given
 		}
 	}
 	return lg
@@ -246,14 +310,15 @@ func (e *Engine) index(entries []Entry) *logIndex {
 // given computes t_given: the earliest counterpart receipt, or the sender's
 // issued_at if it is no later than that receipt and at most the clock skew
 // earlier; issued_at alone while no counterpart has receipted the entry.
-func (e *Engine) given(it *item) time.Time {
+// acks are its acknowledgements (see logIndex.acksOf).
+func (e *Engine) given(it *item, acks []ack) time.Time {
 	var first time.Time
-	for p, a := range it.acks {
+	for p, a := range acks {
 		if !a.ok() || e.parties[p] == it.sender {
 			continue
 		}
-		if first.IsZero() || a.received.Before(first) {
-			first = a.received
+		if first.IsZero() || a.received().Before(first) {
+			first = a.received()
 		}
 	}
 	issued := it.issued()
@@ -266,13 +331,38 @@ func (e *Engine) given(it *item) time.Time {
 	return first
 }
 
-// ackBy returns party p's acknowledgement of it.
-func (e *Engine) ackBy(it *item, p string) ack {
-	i, ok := e.party[p]
-	if !ok || it.acks == nil {
-		return ack{}
+// ackChunk is how many runs of acknowledgements a chunk of
+// logIndex.ackRuns holds.
+const ackChunk = 1024
+
+// newAckRun adds a run of acknowledgements, none yet, and returns its
+// number. A log of n entries has at most n runs.
+func (lg *logIndex) newAckRun(n int) uint32 {
+	if lg.runs%ackChunk == 0 {
+		lg.ackRuns = append(lg.ackRuns, make([]ack, lg.parties*min(n-lg.runs, ackChunk)))
 	}
-	return it.acks[i]
+	lg.runs++
+	return uint32(lg.runs)
+}
+
+// acksOf returns the acknowledgements of it by party index; nil if it has
+// none.
+func (lg *logIndex) acksOf(it *item) []ack {
+	if it.ackRun == 0 {
+		return nil
+	}
+	r := int(it.ackRun - 1)
+	i := r % ackChunk * lg.parties
+	return lg.ackRuns[r/ackChunk][i : i+lg.parties : i+lg.parties]
+}
+
+// ackBy returns party p's acknowledgement of it.
+func (lg *logIndex) ackBy(e *Engine, it *item, p string) ack {
+	i, ok := e.party[p]
+	if acks := lg.acksOf(it); ok && acks != nil {
+		return acks[i]
+	}
+	return ack{}
 }
 
 // timeOf converts a timestamp; ok is false for a missing one.

@@ -23,16 +23,16 @@ func (e *Engine) checkLaunches(lg *logIndex, out *collector) {
 		if !ok1 || !ok2 {
 			continue
 		}
-		if got := from.Sub(it.given); got < lead {
+		if got := from.Sub(it.given()); got < lead {
 			out.add(finding{
 				rule:     RuleMissileLead,
 				severity: parleyv1.Severity_SEVERITY_VIOLATION,
 				party:    it.sender,
 				entries:  []*item{it},
 				required: fmt.Sprintf("notice >= %dh before the launch window starts %s (by %s)", e.bm.LeadTimeHours, fmtTime(from), fmtTime(from.Add(-lead))),
-				seen:     fmt.Sprintf("given %s, %s", fmtTime(it.given), relative(got, false, "the window start")),
+				seen:     fmt.Sprintf("given %s, %s", fmtTime(it.given()), relative(got, false, "the window start")),
 				summary:  fmt.Sprintf("late launch notification %q of %s", l.GetDesignation(), it.sender),
-				at:       it.given,
+				at:       it.given(),
 			})
 		}
 		if got := to.Sub(from); got > longest {
@@ -44,7 +44,7 @@ func (e *Engine) checkLaunches(lg *logIndex, out *collector) {
 				required: fmt.Sprintf("launch window <= %dh", e.bm.MaxWindowHours),
 				seen:     fmt.Sprintf("window %s to %s, %s", fmtTime(from), fmtTime(to), fmtDur(got, false)),
 				summary:  fmt.Sprintf("launch window of %q of %s too long", l.GetDesignation(), it.sender),
-				at:       it.given,
+				at:       it.given(),
 			})
 		}
 	}

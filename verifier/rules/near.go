@@ -56,12 +56,12 @@ func (s *vdState) checkNear(a *activity) {
 	s.out.add(finding{
 		rule:     RuleNear,
 		severity: parleyv1.Severity_SEVERITY_ADVISORY,
-		party:    a.sender,
+		party:    a.sender(),
 		entries:  []*item{a.notice, cur},
 		required: fmt.Sprintf("advisory: declared values not within %d%% below a threshold", s.e.vd.NearMarginPercent),
 		seen:     strings.Join(seen, "; "),
 		summary:  fmt.Sprintf("activity %s declared just below a threshold", a.describe()),
-		at:       cur.given,
+		at:       cur.given(),
 	})
 }
 
@@ -121,7 +121,7 @@ func (s *vdState) checkSplits() {
 	for _, sender := range s.lg.senders {
 		var acts []*activity
 		id := make(map[string]int)
-		for _, a := range s.bySender[sender] {
+		for a := range each(s.bySender[sender]) {
 			if !a.withdrawn && a.start().Before(a.end()) && len(a.places()) > 0 {
 				acts = append(acts, a)
 				for _, p := range a.places() {
@@ -146,19 +146,20 @@ func (s *vdState) checkSplits() {
 			id[p] = i
 		}
 		sp := &splits{s: s, sender: sender, acts: acts, names: names,
-			places: make([][]int, len(acts)), count: make([]int, len(names))}
+			placeAt: make([]int32, 1, len(acts)+1), count: make([]int, len(names))}
 		for level := range sp.lanes {
 			sp.lanes[level] = make([]lane, len(names))
 		}
 		for i, a := range acts {
 			for _, p := range a.places() {
-				sp.places[i] = append(sp.places[i], id[p])
+				sp.placeIDs = append(sp.placeIDs, int32(id[p]))
 			}
+			sp.placeAt = append(sp.placeAt, int32(len(sp.placeIDs)))
 			for level := range sp.lanes {
 				if s.e.reaches(a.forces(), level) {
 					continue
 				}
-				for _, p := range sp.places[i] {
+				for _, p := range sp.placesOf(i) {
 					l := &sp.lanes[level][p]
 					l.byStart = append(l.byStart, int32(i))
 				}
@@ -182,14 +183,21 @@ func (s *vdState) checkSplits() {
 	}
 }
 
+// placesOf returns the places of acts[i], as indexes in names, ascending.
+func (sp *splits) placesOf(i int) []int32 { return sp.placeIDs[sp.placeAt[i]:sp.placeAt[i+1]] }
+
 // splits is the split check of one sender.
 type splits struct {
 	s      *vdState
 	sender string
 	acts   []*activity // by start, then seq
 	names  []string    // the places, sorted
-	places [][]int     // per activity, its places (indexes in names)
-	lanes  [2][]lane   // per level and place
+	// The places of acts[i] (indexes in names, ascending) are
+	// placeIDs[placeAt[i]:placeAt[i+1]]: one array for all, not one per
+	// activity.
+	placeIDs []int32
+	placeAt  []int32
+	lanes    [2][]lane // per level and place
 
 	// The running set of a sweep: its size, sum, the number of members
 	// per place and the number of members below each level.
@@ -247,7 +255,7 @@ func (m *members) set(r int, it *item) {
 	}
 	for i /= 2; i > 0; i /= 2 {
 		l, r := m.last[2*i], m.last[2*i+1]
-		if l == nil || r != nil && r.given.After(l.given) {
+		if l == nil || r != nil && r.given().After(l.given()) {
 			l = r
 		}
 		m.count[i], m.last[i] = m.count[2*i]+m.count[2*i+1], l
@@ -282,9 +290,9 @@ func (sp *splits) sweep(p, level int) {
 	slices.SortFunc(bySeq, func(i, j int32) int {
 		return cmp.Compare(sp.acts[l.byStart[i]].notice.seq, sp.acts[l.byStart[j]].notice.seq)
 	})
-	rank := make([]int, n)
+	rank := make([]int32, n)
 	for r, k := range bySeq {
-		rank[k] = r
+		rank[k] = int32(r)
 	}
 	set := newMembers(n)
 	byRank := func(r int) *activity { return sp.acts[l.byStart[bySeq[r]]] }
@@ -297,19 +305,19 @@ func (sp *splits) sweep(p, level int) {
 		af := a.forces()
 		d := 1
 		if in {
-			set.set(rank[k], a.versions[len(a.versions)-1].it)
+			set.set(int(rank[k]), a.versions[len(a.versions)-1].it)
 			for f := range sp.sum {
 				sp.sum[f] += af[f]
 			}
 		} else {
 			d = -1
-			set.set(rank[k], nil)
+			set.set(int(rank[k]), nil)
 			for f := range sp.sum {
 				sp.sum[f] -= af[f]
 			}
 		}
 		sp.size += d
-		for _, q := range sp.places[i] {
+		for _, q := range sp.placesOf(int(i)) {
 			sp.count[q] += d
 		}
 		for lv := range sp.below {
@@ -345,8 +353,8 @@ func (sp *splits) sweep(p, level int) {
 // checkSplits.
 func (sp *splits) judge(p, level, ai int, to time.Time, set *members, byRank func(int) *activity) {
 	a := sp.acts[ai]
-	for _, q := range sp.places[ai] { // ascending
-		if q >= p {
+	for _, q := range sp.placesOf(ai) { // ascending
+		if int(q) >= p {
 			break
 		}
 		if sp.count[q] == sp.size {
@@ -360,18 +368,18 @@ func (sp *splits) judge(p, level, ai int, to time.Time, set *members, byRank fun
 		if sp.below[lv] != sp.size {
 			continue
 		}
-		for _, q := range sp.places[ai] {
+		for _, q := range sp.placesOf(ai) {
 			if sp.count[q] != sp.size {
 				continue
 			}
 			n := sp.size
-			if q != p || lv != level {
+			if int(q) != p || lv != level {
 				n = sp.overlapping(&sp.lanes[lv][q], a.start(), to)
 			}
 			if n > sp.size {
 				contained[lv] = true
 			} else {
-				same = append(same, lanePos{q, lv})
+				same = append(same, lanePos{int(q), lv})
 			}
 		}
 	}
@@ -420,7 +428,7 @@ func (sp *splits) report(p int, levels [2]bool, set *members, byRank func(int) *
 		required: "advisory: no simultaneous activities in one area that reach a threshold only together",
 		seen:     seen,
 		summary:  summary,
-		at:       set.last[1].given,
+		at:       set.last[1].given(),
 	})
 }
 

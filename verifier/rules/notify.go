@@ -15,8 +15,8 @@ type vdState struct {
 	now time.Time
 	out *collector
 
-	acts     []*activity                // every notified activity, by (sender, seq)
-	bySender map[string][]*activity     // per sender, by seq
+	acts     []activity                 // every notified activity, by (sender, seq)
+	bySender map[string][]activity      // per sender, by seq: parts of acts
 	invites  map[*activity][]*item      // observation invitations per activity
 	cals     map[string]map[int][]*item // sender -> year -> calendars, by seq
 
@@ -46,7 +46,7 @@ type calKey struct {
 // givenFirst reports whether a was given before b, or at the same time
 // with a smaller seq.
 func givenFirst(a, b *item) bool {
-	return a.given.Before(b.given) || a.given.Equal(b.given) && a.seq < b.seq
+	return a.given().Before(b.given()) || a.given().Equal(b.given()) && a.seq < b.seq
 }
 
 // named returns, for a sender and a normalised designation, the activity
@@ -57,9 +57,9 @@ func givenFirst(a, b *item) bool {
 func (s *vdState) named(sender, designation string) *activity {
 	if s.names == nil {
 		s.names = make(map[nameKey]*activity)
-		for _, a := range s.acts {
+		for a := range each(s.acts) {
 			for d := range a.designations() {
-				k := nameKey{a.sender, d}
+				k := nameKey{a.sender(), d}
 				b := s.names[k]
 				if b == nil || b.withdrawn && !a.withdrawn || b.withdrawn == a.withdrawn && givenFirst(a.notice, b.notice) {
 					s.names[k] = a
@@ -73,7 +73,7 @@ func (s *vdState) named(sender, designation string) *activity {
 // evaluateVD2011 runs every rule of the vd2011 set.
 func (e *Engine) evaluateVD2011(lg *logIndex, now time.Time, out *collector) {
 	s, dangling := e.newVDState(lg, now, out)
-	for _, a := range s.acts {
+	for a := range each(s.acts) {
 		if a.withdrawn {
 			continue
 		}
@@ -99,7 +99,7 @@ func (e *Engine) evaluateVD2011(lg *logIndex, now time.Time, out *collector) {
 func (e *Engine) newVDState(lg *logIndex, now time.Time, out *collector) (*vdState, []*item) {
 	s := &vdState{
 		e: e, lg: lg, now: now, out: out,
-		bySender: make(map[string][]*activity),
+		bySender: make(map[string][]activity),
 		invites:  make(map[*activity][]*item),
 		cals:     make(map[string]map[int][]*item),
 		calNamed: make(map[calKey]*item),
@@ -142,11 +142,11 @@ func (s *vdState) checkLead(a *activity) {
 		return
 	}
 	start := a.start()
-	lead := start.Sub(since.it.given)
+	lead := start.Sub(since.it.given())
 	if lead >= s.leadTime() {
 		return
 	}
-	seen := fmt.Sprintf("given %s, %s", fmtTime(since.it.given), relative(lead, true, "start"))
+	seen := fmt.Sprintf("given %s, %s", fmtTime(since.it.given()), relative(lead, true, "start"))
 	refs := []*item{a.notice}
 	if since.it != a.notice {
 		seen += fmt.Sprintf("; threshold first reached in amendment seq %d", since.it.seq)
@@ -155,12 +155,12 @@ func (s *vdState) checkLead(a *activity) {
 	s.out.add(finding{
 		rule:     RuleLead,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
-		party:    a.sender,
+		party:    a.sender(),
 		entries:  refs,
 		required: fmt.Sprintf("notice >= %d days before start %s (by %s)", s.e.vd.LeadTimeDays, fmtTime(start), fmtTime(start.Add(-s.leadTime()))),
 		seen:     seen,
 		summary:  fmt.Sprintf("late notification of %s (%s)", a.describe(), s.e.reached(a.forces(), levelNotify)),
-		at:       since.it.given,
+		at:       since.it.given(),
 	})
 }
 
@@ -187,7 +187,7 @@ func (s *vdState) checkNeverNotified(dangling []*item) {
 			required: fmt.Sprintf("notice >= %d days before start %s (by %s)", s.e.vd.LeadTimeDays, fmtTime(start), fmtTime(start.Add(-s.leadTime()))),
 			seen:     fmt.Sprintf("never notified; seen only in amendment seq %d (%s)", it.seq, s.e.reached(f, levelNotify)),
 			summary:  fmt.Sprintf("activity %q of %s seen only in an amendment", n.GetDesignation(), it.sender),
-			at:       it.given,
+			at:       it.given(),
 		})
 	}
 	for _, sender := range s.lg.senders {
@@ -227,7 +227,7 @@ func (s *vdState) checkAlert(a *activity) {
 		return
 	}
 	start := a.start()
-	if !since.it.given.After(start.Add(s.e.skew)) {
+	if !since.it.given().After(start.Add(s.e.skew)) {
 		return
 	}
 	refs := []*item{a.notice}
@@ -237,12 +237,12 @@ func (s *vdState) checkAlert(a *activity) {
 	s.out.add(finding{
 		rule:     RuleAlert,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
-		party:    a.sender,
+		party:    a.sender(),
 		entries:  refs,
 		required: fmt.Sprintf("alert activity notified by its start %s (clock skew %s)", fmtTime(start), fmtDur(s.e.skew, false)),
-		seen:     fmt.Sprintf("given %s, %s after the start", fmtTime(since.it.given), fmtDur(since.it.given.Sub(start), false)),
+		seen:     fmt.Sprintf("given %s, %s after the start", fmtTime(since.it.given()), fmtDur(since.it.given().Sub(start), false)),
 		summary:  fmt.Sprintf("alert activity %s notified after its start", a.describe()),
-		at:       since.it.given,
+		at:       since.it.given(),
 	})
 }
 

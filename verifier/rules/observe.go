@@ -12,7 +12,7 @@ import (
 func (s *vdState) firstInvite(a *activity) *item {
 	var first *item
 	for _, it := range s.invites[a] {
-		if first == nil || it.given.Before(first.given) {
+		if first == nil || it.given().Before(first.given()) {
 			first = it
 		}
 	}
@@ -55,21 +55,21 @@ func (s *vdState) checkAlert72(a *activity) {
 // instant on time).
 func (s *vdState) judgeInvite(a *activity, rule string, due time.Time, required func() string) {
 	inv := s.firstInvite(a)
-	if inv != nil && !inv.given.After(due) || inv == nil && !s.now.After(due) {
+	if inv != nil && !inv.given().After(due) || inv == nil && !s.now.After(due) {
 		return // in time, or not yet due
 	}
 	f := finding{
 		rule:     rule,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
-		party:    a.sender,
+		party:    a.sender(),
 		entries:  []*item{a.notice},
 		required: required(),
 	}
 	if inv != nil {
 		f.entries = append(f.entries, inv)
-		f.seen = fmt.Sprintf("invitation seq %d given %s, %s late", inv.seq, fmtTime(inv.given), fmtDur(inv.given.Sub(due), true))
+		f.seen = fmt.Sprintf("invitation seq %d given %s, %s late", inv.seq, fmtTime(inv.given()), fmtDur(inv.given().Sub(due), true))
 		f.summary = fmt.Sprintf("late observation invitation for %s", a.describe())
-		f.at = inv.given
+		f.at = inv.given()
 	} else {
 		f.seen = fmt.Sprintf("no invitation by %s", fmtTime(due))
 		f.summary = fmt.Sprintf("no observation invitation for %s", a.describe())

@@ -97,12 +97,12 @@ type Entry struct {
 // also holds what no rule reads, such as the purpose and level of
 // command). [Compact] makes one.
 type Notification struct {
-	issued time.Time
+	issued stamp
 	c      content
 }
 
 // IssuedAt returns the header's issued_at; zero if there was none.
-func (n *Notification) IssuedAt() time.Time { return n.issued }
+func (n *Notification) IssuedAt() time.Time { return n.issued.time() }
 
 // Designation returns the activity's designation as given.
 func (n *Notification) Designation() string { return n.c.designation }
@@ -111,10 +111,10 @@ func (n *Notification) Designation() string { return n.c.designation }
 func (n *Notification) Alert() bool { return n.c.alert }
 
 // Start returns the activity's start; zero if there was none.
-func (n *Notification) Start() time.Time { return n.c.from }
+func (n *Notification) Start() time.Time { return n.c.from.time() }
 
 // End returns the activity's end; zero if there was none.
-func (n *Notification) End() time.Time { return n.c.to }
+func (n *Notification) End() time.Time { return n.c.to.time() }
 
 // Compact returns en with its statement, if it is an activity notification
 // or a receipt, replaced by what the rules read of it ([Notification],
@@ -128,7 +128,7 @@ func Compact(en Entry) Entry {
 	case en.Statement == nil:
 		return en
 	case it.isNotification():
-		en.Notification = &Notification{issued: it.issued(), c: *contentOf(en.Statement.GetBody().GetNotification())}
+		en.Notification = &Notification{issued: stampOf(en.Statement.GetHeader().GetIssuedAt()), c: *contentOf(en.Statement.GetBody().GetNotification())}
 		en.Statement = nil
 	case it.isReceipt():
 		en.Receipt = &Receipt{IssuedAt: it.issued(), Acks: it.receiptAcks()}
@@ -314,8 +314,12 @@ func checkVD2011(v agreement.VD2011) error {
 // sender and seq (equivocation, which the sequence verifier reports), the
 // one with the smaller digest is used.
 func (e *Engine) Evaluate(entries []Entry, now time.Time) []*parleyv1.Finding {
+	return e.evaluate(e.index(entries), now)
+}
+
+// evaluate judges the log indexed as lg at now.
+func (e *Engine) evaluate(lg *logIndex, now time.Time) []*parleyv1.Finding {
 	now = now.UTC()
-	lg := e.index(entries)
 	out := &collector{}
 	e.checkReceipts(lg, now, out)
 	switch e.set {
