@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"fmt"
 	"iter"
 	"slices"
@@ -104,7 +105,7 @@ type content struct {
 	host        string // the host state, if stated
 	from, to    stamp
 	f           heldForces
-	places      []string // normalised place names, sorted, unique
+	places      placeList
 	alert       bool
 }
 
@@ -147,15 +148,64 @@ func contentOf(n *parleyv1.ActivityNotification) *content {
 		to:          stampOf(n.GetEnd()),
 	}
 	if names := n.GetArea().GetPlaceNames(); len(names) > 0 {
-		c.places = make([]string, 0, len(names))
+		norm := make([]string, 0, len(names))
 		for _, p := range names {
-			// Place names repeat across a log's activities: one copy each.
-			c.places = append(c.places, unique.Make(normalize(p)).Value())
+			norm = append(norm, normalize(p))
 		}
-		slices.Sort(c.places)
-		c.places = slices.Compact(c.places)
+		slices.Sort(norm)
+		c.places = makePlaceList(slices.Compact(norm))
 	}
 	return c
+}
+
+// placeList is the normalised place names of an activity, sorted and
+// unique, as one string: each name as its length (uvarint) and its bytes.
+// The lists are interned, so that the activities of a log at the same
+// places share one copy; a content holds a string header instead of a
+// slice of names.
+type placeList string
+
+// makePlaceList returns the list of names, which must be normalised,
+// sorted and unique.
+func makePlaceList(names []string) placeList {
+	var b []byte
+	for _, n := range names {
+		b = binary.AppendUvarint(b, uint64(len(n)))
+		b = append(b, n...)
+	}
+	return placeList(unique.Make(string(b)).Value())
+}
+
+// uvarint decodes the length at the start of s, as binary.AppendUvarint
+// encoded it, and returns it and the bytes it took.
+func uvarint(s string) (n, k int) {
+	var x uint64
+	for shift := uint(0); k < len(s); shift += 7 {
+		b := s[k]
+		k++
+		x |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			break
+		}
+	}
+	return int(x), k
+}
+
+// empty reports whether the list has no name.
+func (l placeList) empty() bool { return l == "" }
+
+// all yields the names in order: parts of the list, not copies.
+func (l placeList) all() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for rest := string(l); rest != ""; {
+			n, k := uvarint(rest)
+			name := rest[k : k+n]
+			rest = rest[k+n:]
+			if !yield(name) {
+				return
+			}
+		}
+	}
 }
 
 // norm returns the designation normalised. It is not kept: a normalised
@@ -178,12 +228,15 @@ type version struct {
 
 // activity is a notified activity with its amendments and cancellation.
 type activity struct {
-	notice   *item      // the original notification
-	versions []version  // in seq order; the last is in effect
-	cancel   *item      // the cancellation that took effect, if any
-	first    [1]version // holds versions until the first amendment
-	// since is the index in versions, or -1: see notifiableSince. Set by
-	// refresh.
+	notice *item   // the original notification
+	first  version // the original notification's version
+	// amended holds the versions of the amendments that took effect, in
+	// seq order; nil if none did (most activities: a pointer costs less
+	// than a slice header in every one). The last version is in effect.
+	amended *[]version
+	cancel  *item // the cancellation that took effect, if any
+	// since is the index of a version (see version), or -1: see
+	// notifiableSince. Set by refresh.
 	since int32
 	// withdrawn is set when the cancellation was given by the start: the
 	// activity then did not take place and no other rule applies to it.
@@ -204,20 +257,38 @@ func each(acts []activity) iter.Seq[*activity] {
 	}
 }
 
+// versions returns how many versions the activity has: the original
+// notification and the amendments that took effect.
+func (a *activity) versions() int {
+	if a.amended == nil {
+		return 1
+	}
+	return 1 + len(*a.amended)
+}
+
+// version returns version i, in seq order: 0 is the original notification.
+func (a *activity) version(i int) *version {
+	if i == 0 {
+		return &a.first
+	}
+	return &(*a.amended)[i-1]
+}
+
+// current returns the version in effect: the last.
+func (a *activity) current() *version { return a.version(a.versions() - 1) }
+
 // refresh updates since after a version was appended.
 func (a *activity) refresh(e *Engine) {
 	switch {
 	case !e.reaches(a.forces(), levelNotify):
 		a.since = -1
-	case len(a.versions) == 1 || a.since < 0:
-		a.since = int32(len(a.versions) - 1)
+	case a.versions() == 1 || a.since < 0:
+		a.since = int32(a.versions() - 1)
 	}
 }
 
 // latest returns the content in effect.
-func (a *activity) latest() *content {
-	return a.versions[len(a.versions)-1].act
-}
+func (a *activity) latest() *content { return a.current().act }
 
 // start returns the start in effect.
 func (a *activity) start() time.Time { return a.latest().from.time() }
@@ -229,14 +300,14 @@ func (a *activity) end() time.Time { return a.latest().to.time() }
 func (a *activity) forces() forces { return a.latest().f.forces() }
 
 // places returns the normalised place names in effect, sorted, unique.
-func (a *activity) places() []string { return a.latest().places }
+func (a *activity) places() placeList { return a.latest().places }
 
 // designations yields the normalised designation of every version, in seq
 // order (with repetitions).
 func (a *activity) designations() iter.Seq[string] {
 	return func(yield func(string) bool) {
-		for _, v := range a.versions {
-			if !yield(v.act.norm()) {
+		for i := range a.versions() {
+			if !yield(a.version(i).act.norm()) {
 				return
 			}
 		}
@@ -251,7 +322,7 @@ func (a *activity) notifiableSince() *version {
 	if a.since < 0 {
 		return nil
 	}
-	return &a.versions[a.since]
+	return a.version(int(a.since))
 }
 
 // describe names the activity for summaries.
@@ -280,9 +351,8 @@ func (s *vdState) buildActivities() (dangling []*item) {
 				if !c.valid() {
 					continue
 				}
-				s.acts = append(s.acts, activity{notice: it, first: [1]version{{it, c}}})
+				s.acts = append(s.acts, activity{notice: it, first: version{it, c}})
 				a := &s.acts[len(s.acts)-1]
-				a.versions = a.first[:]
 				a.refresh(s.e)
 				it.act = a
 				continue
@@ -375,7 +445,10 @@ func (s *vdState) amend(a *activity, it *item, n *content) {
 		// Without content there is nothing to apply; the schema validator
 		// rejects such an amendment before it reaches the log.
 	default:
-		a.versions = append(a.versions, version{it, n})
+		if a.amended == nil {
+			a.amended = new([]version)
+		}
+		*a.amended = append(*a.amended, version{it, n})
 		a.refresh(s.e)
 		it.act = a
 	}

@@ -47,7 +47,7 @@ func (s *vdState) hostChecks() []hostCheck {
 				hosts = append(hosts, h)
 			}
 		}
-		for _, place := range a.places() {
+		for place := range a.places().all() {
 			for _, h := range s.e.hosts[place] {
 				if h != a.sender() {
 					hosts = append(hosts, h)
@@ -81,7 +81,7 @@ func (s *vdState) hostChecks() []hostCheck {
 func (s *vdState) firstOverlapping(checks []hostCheck) {
 	byHost := make(map[nameKey][]int) // host and place -> checks
 	for i, c := range checks {
-		for _, p := range c.a.places() {
+		for p := range c.a.places().all() {
 			k := nameKey{c.host, p}
 			byHost[k] = append(byHost[k], i)
 		}
@@ -95,7 +95,7 @@ func (s *vdState) firstOverlapping(checks []hostCheck) {
 			if b.withdrawn {
 				continue
 			}
-			for _, p := range b.places() {
+			for p := range b.places().all() {
 				if k := (nameKey{h, p}); byHost[k] != nil {
 					atPlace[k] = append(atPlace[k], b)
 				}

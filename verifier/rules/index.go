@@ -23,9 +23,10 @@ type item struct {
 	sender string
 	seq    uint64
 	digest [32]byte
-	st     *parleyv1.Statement // with a body; nil for an entry given as rc or nt
-	rc     *Receipt
-	nt     *Notification
+	// src is the entry as it was given: a *parleyv1.Statement with a
+	// body, a *Receipt or a *Notification (one interface, not three
+	// pointers: 8 bytes less for every entry).
+	src any
 	// givenAt is when the entry counts as given (t_given, see the package
 	// documentation); unset if it has none.
 	givenAt stamp
@@ -37,28 +38,47 @@ type item struct {
 	act *activity
 }
 
+// st returns the entry's statement; nil if it was given as a Receipt or
+// Notification.
+func (it *item) st() *parleyv1.Statement {
+	st, _ := it.src.(*parleyv1.Statement)
+	return st
+}
+
+// rc returns the entry as a Receipt; nil if it was not given as one.
+func (it *item) rc() *Receipt {
+	rc, _ := it.src.(*Receipt)
+	return rc
+}
+
+// nt returns the entry as a Notification; nil if it was not given as one.
+func (it *item) nt() *Notification {
+	nt, _ := it.src.(*Notification)
+	return nt
+}
+
 // given returns when the entry counts as given (t_given); the zero time
 // if it has none.
 func (it *item) given() time.Time { return it.givenAt.time() }
 
 // body returns the statement body.
-func (it *item) body() *parleyv1.Body { return it.st.GetBody() }
+func (it *item) body() *parleyv1.Body { return it.st().GetBody() }
 
 // issued returns the sender's issued_at; zero if there is none.
 func (it *item) issued() time.Time {
-	if it.rc != nil {
-		return it.rc.IssuedAt
+	switch src := it.src.(type) {
+	case *Receipt:
+		return src.IssuedAt
+	case *Notification:
+		return src.issued.time()
 	}
-	if it.nt != nil {
-		return it.nt.issued.time()
-	}
-	t, _ := timeOf(it.st.GetHeader().GetIssuedAt())
+	t, _ := timeOf(it.st().GetHeader().GetIssuedAt())
 	return t
 }
 
 // isReceipt reports whether the entry is a receipt.
 func (it *item) isReceipt() bool {
-	if it.rc != nil {
+	if it.rc() != nil {
 		return true
 	}
 	_, ok := it.body().GetKind().(*parleyv1.Body_Receipt)
@@ -67,14 +87,14 @@ func (it *item) isReceipt() bool {
 
 // isNotification reports whether the entry is an activity notification.
 func (it *item) isNotification() bool {
-	return it.nt != nil || it.body().GetNotification() != nil
+	return it.nt() != nil || it.body().GetNotification() != nil
 }
 
 // notification returns the content of an activity notification, whichever
 // way it was given; nil if the entry is not one.
 func (it *item) notification() *content {
-	if it.nt != nil {
-		return &it.nt.c
+	if nt := it.nt(); nt != nil {
+		return &nt.c
 	}
 	if n := it.body().GetNotification(); n != nil {
 		return contentOf(n)
@@ -85,9 +105,9 @@ func (it *item) notification() *content {
 // kindName names the entry's body kind for findings.
 func (it *item) kindName() string {
 	switch {
-	case it.rc != nil:
+	case it.rc() != nil:
 		return "a receipt"
-	case it.nt != nil:
+	case it.nt() != nil:
 		return "a notification"
 	}
 	return kindName(it.body())
@@ -96,8 +116,8 @@ func (it *item) kindName() string {
 // receiptAcks returns the acknowledgements of a receipt, whichever way it
 // was given; nil if the entry is not a receipt.
 func (it *item) receiptAcks() []Ack {
-	if it.rc != nil {
-		return it.rc.Acks
+	if rc := it.rc(); rc != nil {
+		return rc.Acks
 	}
 	rc := it.body().GetReceipt()
 	if rc == nil {
@@ -210,9 +230,9 @@ func (l *Log) Add(en Entry) {
 	if en.Statement == nil {
 		switch {
 		case en.Receipt != nil:
-			l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, rc: en.Receipt})
+			l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, src: en.Receipt})
 		case en.Notification != nil:
-			l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, nt: en.Notification})
+			l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, src: en.Notification})
 		}
 		return
 	}
@@ -220,7 +240,7 @@ func (l *Log) Add(en Entry) {
 	if body == nil || body.GetKind() == nil {
 		return
 	}
-	l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, st: en.Statement})
+	l.store = append(l.store, item{sender: en.Sender, seq: en.Seq, digest: en.Digest, src: en.Statement})
 }
 
 // Evaluate is [Engine.Evaluate] over the entries added. A Log is evaluated

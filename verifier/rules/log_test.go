@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,30 @@ func TestLog(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// TestPlaceList checks that a place list gives back the names it was made
+// of, whatever bytes they hold and however long they are.
+func TestPlaceList(t *testing.T) {
+	long := strings.Repeat("x", 300) // a length of two bytes
+	for _, names := range [][]string{
+		nil,
+		{""},
+		{"", "a"},
+		{"eastfield"},
+		{"a\x00b", "a\x80", long},
+		{long, long + "y"},
+	} {
+		l := makePlaceList(names)
+		if got := slices.Collect(l.all()); !slices.Equal(got, names) && len(got)+len(names) > 0 {
+			t.Errorf("makePlaceList(%q) gives back %q", names, got)
+		}
+		if l.empty() != (len(names) == 0) {
+			t.Errorf("makePlaceList(%q).empty() = %v", names, l.empty())
+		}
+	}
+	if makePlaceList([]string{"a", "b"}) == makePlaceList([]string{"ab"}) {
+		t.Error("the lists of a, b and of ab are the same")
 	}
 }

@@ -52,7 +52,7 @@ func (s *vdState) checkNear(a *activity) {
 		seen = append(seen, fmt.Sprintf("%s %s, %s below the %s threshold %s", fieldNames[n.field], fmtCount(f[n.field]),
 			fmtCount(n.limit-f[n.field]), strings.Join(n.levels, " and "), fmtCount(n.limit)))
 	}
-	cur := a.versions[len(a.versions)-1].it
+	cur := a.current().it
 	s.out.add(finding{
 		rule:     RuleNear,
 		severity: parleyv1.Severity_SEVERITY_ADVISORY,
@@ -122,9 +122,9 @@ func (s *vdState) checkSplits() {
 		var acts []*activity
 		id := make(map[string]int)
 		for a := range each(s.bySender[sender]) {
-			if !a.withdrawn && a.start().Before(a.end()) && len(a.places()) > 0 {
+			if !a.withdrawn && a.start().Before(a.end()) && !a.places().empty() {
 				acts = append(acts, a)
-				for _, p := range a.places() {
+				for p := range a.places().all() {
 					if _, ok := id[p]; !ok {
 						id[p] = len(id)
 					}
@@ -151,7 +151,7 @@ func (s *vdState) checkSplits() {
 			sp.lanes[level] = make([]lane, len(names))
 		}
 		for i, a := range acts {
-			for _, p := range a.places() {
+			for p := range a.places().all() {
 				sp.placeIDs = append(sp.placeIDs, int32(id[p]))
 			}
 			sp.placeAt = append(sp.placeAt, int32(len(sp.placeIDs)))
@@ -305,7 +305,7 @@ func (sp *splits) sweep(p, level int) {
 		af := a.forces()
 		d := 1
 		if in {
-			set.set(int(rank[k]), a.versions[len(a.versions)-1].it)
+			set.set(int(rank[k]), a.current().it)
 			for f := range sp.sum {
 				sp.sum[f] += af[f]
 			}

@@ -123,7 +123,7 @@ func (n *Notification) End() time.Time { return n.c.to.time() }
 // large log for [Engine.Evaluate] compacts each entry as it decodes it, so
 // that the statements are garbage at once.
 func Compact(en Entry) Entry {
-	it := &item{st: en.Statement}
+	it := &item{src: en.Statement}
 	switch {
 	case en.Statement == nil:
 		return en
