@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"path/filepath"
 	"slices"
 	"time"
@@ -100,6 +101,18 @@ func AuditDir(dir string, now time.Time) (*Report, error) {
 // replayHook, if set (by tests), sees every audit's replay and the
 // entries it accepted.
 var replayHook func(ad *auditor, r *verifier.Replayed, accepted []rules.Entry)
+
+// entries returns the entries of ids in ad.dist, as package rules reads
+// them.
+func (ad *auditor) entries(ids []uint32) iter.Seq[rules.Entry] {
+	return func(yield func(rules.Entry) bool) {
+		for _, id := range ids {
+			if !yield(ad.dist[id].entry()) {
+				return
+			}
+		}
+	}
+}
 
 // auditLog is one mirrored log being audited.
 type auditLog struct {
@@ -242,7 +255,7 @@ func Audit(in AuditInput) (*Report, error) {
 		return nil, err
 	}
 	if replayHook != nil {
-		replayHook(ad, replayed, accepted)
+		replayHook(ad, replayed, slices.Collect(ad.entries(accepted)))
 	}
 	ad.feeds(replayed)
 	ad.logFeeds()
@@ -709,7 +722,7 @@ func (ad *auditor) nodeEvidence() {
 }
 
 // rules evaluates the agreed rules over the accepted entries.
-func (ad *auditor) rules(entries []rules.Entry) error {
+func (ad *auditor) rules(accepted []uint32) error {
 	ids := make([]string, len(ad.a.Parties))
 	territory := map[string][]string{}
 	for i, p := range ad.a.Parties {
@@ -720,10 +733,16 @@ func (ad *auditor) rules(entries []rules.Entry) error {
 	if err != nil {
 		return fmt.Errorf("couldn't load the agreed rules: %w", err)
 	}
-	for _, f := range engine.Evaluate(entries, ad.in.Now) {
+	// The entries go to the engine one by one: they are views of ad.dist,
+	// made as they are needed, not a slice of their own.
+	lg := engine.NewLog(len(accepted))
+	for en := range ad.entries(accepted) {
+		lg.Add(en)
+	}
+	for _, f := range lg.Evaluate(ad.in.Now) {
 		ad.rep.finding(findingOf(f))
 	}
-	ad.rep.timeline(ad, entries)
+	ad.rep.timeline(ad, ad.entries(accepted))
 	return nil
 }
 

@@ -499,8 +499,9 @@ func (ad *auditor) rawAt(li int32, index uint64) ([]byte, error) {
 // envelope once, each sender's own log first, so that where a sender
 // equivocated the statement its own node logged is the one accepted. It
 // returns the accepted entries, by sender and then seq, apart from the
-// verdicts: the replay's Accepted is left empty.
-func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
+// verdicts (the replay's Accepted is left empty), as their ids in ad.dist:
+// 4 bytes each where a rules.Entry takes 80 (see entry).
+func (ad *auditor) replay() (*verifier.Replayed, []uint32, error) {
 	order := make([]uint32, 0, len(ad.dist))
 	for id, e := range ad.dist {
 		if e.own {
@@ -557,7 +558,7 @@ func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
 		replayed = ad.v.Replay(inputs, verifier.ReplayOptions{Workers: ad.in.Workers})
 		rep.Unreadable = replayed.Unreadable
 	}
-	var accepted []rules.Entry
+	var accepted []uint32
 	next := 0 // next feed of replayed
 	for _, s := range senders {
 		if fr := fast[s]; fr != nil {
@@ -565,7 +566,7 @@ func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
 			accepted = slices.Grow(accepted, len(feeds[s]))
 			for _, id := range feeds[s] {
 				ad.dist[id].accepted = true
-				accepted = append(accepted, ad.dist[id].entry())
+				accepted = append(accepted, id)
 			}
 			continue
 		}
@@ -580,9 +581,10 @@ func (ad *auditor) replay() (*verifier.Replayed, []rules.Entry, error) {
 				continue
 			}
 			p := &envelope.Parsed{Digest: r.Parsed.Digest, PayloadDigest: r.Parsed.PayloadDigest, Statement: r.Parsed.Statement}
-			e := &ad.dist[ad.ids[p.Digest]]
+			id := ad.ids[p.Digest]
+			e := &ad.dist[id]
 			e.parsed, e.rc, e.nt, e.accepted = p, nil, nil, true
-			accepted = append(accepted, e.entry())
+			accepted = append(accepted, id)
 		}
 	}
 	return rep, accepted, nil

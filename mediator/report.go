@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -382,15 +383,15 @@ func (r *Report) finish(ad *auditor) {
 }
 
 // timeline lists the notified activities with when they were given.
-func (r *Report) timeline(ad *auditor, accepted []rules.Entry) {
+func (r *Report) timeline(ad *auditor, accepted iter.Seq[rules.Entry]) {
 	a := ad.a
 	skew := a.Rules.ClockSkew()
 	lead := time.Duration(a.Rules.EffectiveVD2011().LeadTimeDays) * 24 * time.Hour
 	// Earliest counterpart receipt per digest (see package rules, t_given).
-	first := make(map[[32]byte]time.Time, len(accepted)/2)
+	first := make(map[[32]byte]time.Time)
 	cancelled := map[feedPos]bool{}
 	notified := 0
-	for _, res := range accepted {
+	for res := range accepted {
 		if res.Statement == nil && res.Receipt != nil {
 			for _, ack := range res.Receipt.Acks {
 				if ack.Sender == res.Sender {
@@ -437,7 +438,7 @@ func (r *Report) timeline(ad *auditor, accepted []rules.Entry) {
 		}
 	}
 	items := make([]TimelineItem, 0, notified)
-	for _, res := range accepted {
+	for res := range accepted {
 		// A notification the audit kept as its statement (from a feed the
 		// verifier replayed) is read as one it kept compacted. Accepted
 		// notifications have an issued_at, a start and an end.
