@@ -20,6 +20,17 @@ func (n *Node) Evidence(ctx context.Context) ([]*parleyv1.Evidence, error) {
 	return resp.GetEvidence(), err
 }
 
+// HeldFindings returns the length of the list of findings the node keeps
+// from its last evaluation of the log as it is; -1 if it keeps none.
+func (n *Node) HeldFindings() int {
+	n.cacheMu.Lock()
+	defer n.cacheMu.Unlock()
+	if n.findingsCache.out == nil {
+		return -1
+	}
+	return len(n.findingsCache.out)
+}
+
 // MaxConflictFetches is how many answers without a conflicting entry a
 // node takes from a peer before it gives up on that peer's copy.
 const MaxConflictFetches = maxConflictFetches

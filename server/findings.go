@@ -39,7 +39,7 @@ const (
 	ruleReadBatch = 1024
 )
 
-// findingsCache is the last evaluation.
+// findingsCache is the last evaluation of the list.
 type findingsCache struct {
 	size uint64    // log entries it judged
 	at   time.Time // when deadlines were judged
@@ -59,36 +59,120 @@ func (n *Node) findings(ctx context.Context) ([]*parleyv1.Finding, error) {
 
 // lastFindings returns the findings of the last evaluation (nil before the
 // first) without waiting for one in progress, and whether background
-// consumers may still use them: they are younger than max(findingsMinAge,
-// findingsDuty × what the evaluation took).
+// consumers may still use them (see reusable).
 func (n *Node) lastFindings() (out []*parleyv1.Finding, fresh bool) {
 	n.cacheMu.Lock()
 	c := n.findingsCache
 	n.cacheMu.Unlock()
-	return c.out, c.out != nil && time.Since(c.done) < max(findingsMinAge, findingsDuty*c.took)
+	return c.out, c.out != nil && reusable(c.done, c.took)
+}
+
+// reusable reports whether background consumers may still use an
+// evaluation that finished at done and took took: it is younger than
+// max(findingsMinAge, findingsDuty × took).
+func reusable(done time.Time, took time.Duration) bool {
+	return time.Since(done) < max(findingsMinAge, findingsDuty*took)
+}
+
+// findingCounts counts findings by rule and the party they are about.
+type findingCounts map[countKey]int
+
+type countKey struct{ rule, party string }
+
+// countOf counts the findings of a list.
+func countOf(fs []*parleyv1.Finding) findingCounts {
+	counts := findingCounts{}
+	for _, f := range fs {
+		counts[countKey{f.GetRule(), f.GetParty()}]++
+	}
+	return counts
+}
+
+// countsCache is the last evaluation that counted the findings of the log
+// without keeping them (countFindings).
+type countsCache struct {
+	done   time.Time
+	took   time.Duration
+	counts findingCounts // nil before the first
 }
 
 // scrapeFindingsTimeout bounds a rule evaluation started by a scrape.
 const scrapeFindingsTimeout = 5 * time.Minute
 
-// scrapeFindings returns the findings of the last evaluation at once, for a
-// metrics scrape, which must not wait for the whole log to be read. When
-// that evaluation is stale (by the background rule of findings), it starts
-// one in the background, one at a time, for the next scrape. It returns nil
-// before the first evaluation.
-func (n *Node) scrapeFindings() []*parleyv1.Finding {
-	out, fresh := n.lastFindings()
+// scrapeFindings returns the counts of the findings at once, for a metrics
+// scrape, which must not wait for the whole log to be read: those of the
+// latest evaluation, of the list (which a query or a subscriber asked
+// for) or of the counts alone. When that evaluation is stale (by the
+// background rule of findings), it starts one in the background, one at a
+// time, for the next scrape, which counts the findings and keeps none: a
+// scrape does not hold the list (which can be longer than the log) between
+// scrapes, nor whole while it is evaluated. It returns nil before the
+// first evaluation.
+func (n *Node) scrapeFindings() findingCounts {
+	n.cacheMu.Lock()
+	list, counted := n.findingsCache, n.countsCache
+	n.cacheMu.Unlock()
+	var (
+		out   findingCounts
+		fresh bool
+	)
+	switch {
+	case list.out != nil && (counted.counts == nil || list.done.After(counted.done)):
+		out, fresh = countOf(list.out), reusable(list.done, list.took)
+	case counted.counts != nil:
+		out, fresh = counted.counts, reusable(counted.done, counted.took)
+	}
 	if !fresh && n.refreshing.CompareAndSwap(false, true) {
 		go func() {
 			defer n.refreshing.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), scrapeFindingsTimeout)
 			defer cancel()
-			if _, err := n.findings(ctx); err != nil {
+			if err := n.countFindings(ctx); err != nil {
 				n.log.Warn("couldn't evaluate findings for metrics", "err", err)
 			}
 		}()
 	}
 	return out
+}
+
+// countFindings evaluates the rules over the log as it is, with deadlines
+// judged now, and keeps only the counts of the findings (countsCache).
+func (n *Node) countFindings(ctx context.Context) error {
+	n.findingsMu.Lock() // one evaluation at a time
+	defer n.findingsMu.Unlock()
+	size, err := n.tlog.DurableSize(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't read the log size: %w", err)
+	}
+	start := time.Now()
+	lg, err := n.ruleLog(ctx, size)
+	if err != nil {
+		return err
+	}
+	counts := findingCounts{}
+	lg.EvaluateEach(n.cfg.Now().Truncate(time.Second), func(f *parleyv1.Finding) {
+		counts[countKey{f.GetRule(), f.GetParty()}]++
+	})
+	took := time.Since(start)
+	n.cacheMu.Lock()
+	n.countsCache = countsCache{done: time.Now(), took: took, counts: counts}
+	n.cacheMu.Unlock()
+	n.metrics.findingsEvaluated(took)
+	return nil
+}
+
+// ruleLog reads the first size entries of the log into a log for the rules
+// engine.
+func (n *Node) ruleLog(ctx context.Context, size uint64) (*rules.Log, error) {
+	// The entries go straight into the engine's log, which keeps what the
+	// rules read of each once; compacted, a notification or receipt keeps
+	// only that, and its statement is garbage at once.
+	lg := n.engine.NewLog(int(min(size, 1<<24)))
+	err := n.scanStatements(ctx, 0, size, func(e rules.Entry) error {
+		lg.Add(rules.Compact(e))
+		return nil
+	})
+	return lg, err
 }
 
 // findingsAt evaluates the rules over every entry of the log, with
@@ -126,14 +210,7 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 		}
 	}
 	start := time.Now()
-	// The entries go straight into the engine's log, which keeps what the
-	// rules read of each once; compacted, a notification or receipt keeps
-	// only that, and its statement is garbage at once.
-	lg := n.engine.NewLog(int(min(size, 1<<24)))
-	err = n.scanStatements(ctx, 0, size, func(e rules.Entry) error {
-		lg.Add(rules.Compact(e))
-		return nil
-	})
+	lg, err := n.ruleLog(ctx, size)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -240,14 +240,9 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
-	type key struct{ rule, party string }
-	counts := map[key]int{}
 	// Never waits for an evaluation; before the first one, the gauge is
 	// left out rather than reported as 0.
-	for _, f := range c.n.scrapeFindings() {
-		counts[key{f.GetRule(), f.GetParty()}]++
-	}
-	for k, v := range counts {
+	for k, v := range c.n.scrapeFindings() {
 		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.GaugeValue, float64(v), k.rule, k.party)
 	}
 	if kp := c.n.cfg.KeyPair; kp != nil {

@@ -70,6 +70,9 @@ type Node struct {
 	// pagesCache is the last evaluation for a ListFindings page token:
 	// the list the token pins, which the later pages read again.
 	pagesCache findingsCache
+	// countsCache is the last evaluation of a metrics scrape, which only
+	// counts the findings.
+	countsCache countsCache
 	// refreshing is set while a scrape's background evaluation runs.
 	refreshing atomic.Bool
 }

@@ -193,6 +193,30 @@ func TestMetricsOverAdmin(t *testing.T) {
 	waitFor(t, 20*time.Second, "parley_findings to report the late notification", func() (bool, error) {
 		return metric(scrape(t, admin), "parley_findings", lead) == 1, nil
 	})
+	// The scrapes' evaluations counted the findings and kept none: a list
+	// of findings can be longer than the log.
+	if n := run.Nodes["alpha"].HeldFindings(); n >= 0 {
+		t.Errorf("after scrapes alone the node holds a list of %d findings, want none", n)
+	}
+	// Once a query evaluated the list, scrapes count it: the same counts.
+	listed, err := alpha.Findings(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := run.Nodes["alpha"].HeldFindings(); n != len(listed) {
+		t.Errorf("after ListFindings the node holds %d findings, want the %d listed", n, len(listed))
+	}
+	counts := map[string]float64{}
+	for _, f := range listed {
+		counts[f.GetRule()+"/"+f.GetParty()]++
+	}
+	after = scrape(t, admin)
+	for k, want := range counts {
+		rule, party, _ := strings.Cut(k, "/")
+		if got := metric(after, "parley_findings", map[string]string{"rule": rule, "party": party}); got != want {
+			t.Errorf("parley_findings{rule=%q,party=%q} = %v, want %v as listed", rule, party, got, want)
+		}
+	}
 
 	resp, err := http.Get(admin + "/debug/pprof/")
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -249,6 +249,16 @@ func (l *Log) Evaluate(now time.Time) []*parleyv1.Finding {
 	return l.e.evaluate(l.index(), now)
 }
 
+// EvaluateEach is [Log.Evaluate] for a caller that needs less than the
+// list (counts, say): it hands fn each finding as it is made, in no
+// particular order, and keeps none, so that a list longer than the log
+// (a finding per entry and party for the receipts of a long silence) is
+// never held whole. fn sees every finding of the list once. Like
+// Evaluate, it may be called once.
+func (l *Log) EvaluateEach(now time.Time, fn func(*parleyv1.Finding)) {
+	l.e.judge(l.index(), now, &collector{sink: fn})
+}
+
 // index builds the log index of l and computes every entry's t_given.
 func (l *Log) index() *logIndex {
 	if l.done {

@@ -134,3 +134,25 @@ func TestPlaceList(t *testing.T) {
 		t.Error("the lists of a, b and of ab are the same")
 	}
 }
+
+// TestEvaluateEach checks that EvaluateEach hands over the findings of
+// Evaluate, each once, for both rule sets (receipts of c left out so that
+// both have findings).
+func TestEvaluateEach(t *testing.T) {
+	entries, now := benchLog(t, 3000)
+	entries = slices.DeleteFunc(entries, func(en Entry) bool { return en.Sender == "c" && en.Seq%7 == 0 })
+	for _, set := range []string{agreement.SetVD2011, agreement.SetMissile1988} {
+		e := newEngine(t, agreement.Rules{Set: set})
+		want := e.Evaluate(entries, now)
+		lg := e.NewLog(len(entries))
+		for _, en := range entries {
+			lg.Add(en)
+		}
+		var got []*parleyv1.Finding
+		lg.EvaluateEach(now, func(f *parleyv1.Finding) { got = append(got, f) })
+		slices.SortFunc(got, compareFindings)
+		if len(want) == 0 || !slices.EqualFunc(got, want, func(a, b *parleyv1.Finding) bool { return compareFindings(a, b) == 0 }) {
+			t.Errorf("%s: EvaluateEach gave %d findings, Evaluate %d (or they differ)", set, len(got), len(want))
+		}
+	}
+}

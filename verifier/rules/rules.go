@@ -319,8 +319,14 @@ func (e *Engine) Evaluate(entries []Entry, now time.Time) []*parleyv1.Finding {
 
 // evaluate judges the log indexed as lg at now.
 func (e *Engine) evaluate(lg *logIndex, now time.Time) []*parleyv1.Finding {
-	now = now.UTC()
 	out := &collector{}
+	e.judge(lg, now, out)
+	return out.sorted()
+}
+
+// judge runs every rule of the set over lg at now, into out.
+func (e *Engine) judge(lg *logIndex, now time.Time, out *collector) {
+	now = now.UTC()
 	e.checkReceipts(lg, now, out)
 	switch e.set {
 	case agreement.SetVD2011:
@@ -328,12 +334,12 @@ func (e *Engine) evaluate(lg *logIndex, now time.Time) []*parleyv1.Finding {
 	case agreement.SetMissile1988:
 		e.checkLaunches(lg, out)
 	}
-	return out.sorted()
 }
 
-// collector gathers findings.
+// collector gathers findings, or hands each to sink if it is set.
 type collector struct {
 	list []*parleyv1.Finding
+	sink func(*parleyv1.Finding)
 }
 
 // finding is the content of one finding before it becomes a proto.
@@ -356,7 +362,7 @@ func (c *collector) add(f finding) {
 	for _, it := range items {
 		refs = append(refs, &parleyv1.EntryRef{Sender: it.sender, Seq: it.seq, Digest: slices.Clone(it.digest[:])})
 	}
-	c.list = append(c.list, &parleyv1.Finding{
+	pf := &parleyv1.Finding{
 		Rule:     f.rule,
 		Severity: f.severity,
 		Party:    f.party,
@@ -365,7 +371,12 @@ func (c *collector) add(f finding) {
 		Seen:     f.seen,
 		Summary:  f.summary,
 		At:       timestamppb.New(f.at),
-	})
+	}
+	if c.sink != nil {
+		c.sink(pf)
+		return
+	}
+	c.list = append(c.list, pf)
 }
 
 // sorted returns the findings in their total, deterministic order.
