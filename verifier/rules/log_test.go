@@ -156,3 +156,23 @@ func TestEvaluateEach(t *testing.T) {
 		}
 	}
 }
+
+// TestStampAfter checks that stamps compare as their times do.
+func TestStampAfter(t *testing.T) {
+	times := []stamp{
+		{},
+		stampAt(time.Time{}, true),
+		stampAt(time.Unix(-1, 5).UTC(), true),
+		stampAt(time.Unix(0, 0).UTC(), true),
+		stampAt(time.Unix(0, 1).UTC(), true),
+		stampAt(time.Unix(1, 0).UTC(), true),
+		stampAt(utc(2027, 3, 1, 0, 0, 0), true),
+	}
+	for _, a := range times {
+		for _, b := range times {
+			if got, want := a.after(b), a.time().After(b.time()); got != want {
+				t.Errorf("%v after %v: got %v, want %v", a.time(), b.time(), got, want)
+			}
+		}
+	}
+}

@@ -230,50 +230,69 @@ func (sp *splits) overlapping(l *lane, from, to time.Time) int {
 
 // members is the running set of a sweep by seq rank, as a segment tree
 // counting the members under each node and holding the current version,
-// given last, of any of them.
+// given last, of any of them. The tree has 2n-1 nodes for n ranks, not
+// twice the next power of two: node v covers ranks [lo, hi); if it has
+// more than one, its left child v+1 covers [lo, mid) and its right child
+// v+2(mid-lo) covers [mid, hi), with mid = (lo+hi)/2. The root is node 0.
 type members struct {
-	leaves int
-	count  []int32
-	last   []*item
+	n     int
+	count []int32
+	last  []*item
 }
 
 func newMembers(n int) *members {
-	leaves := 1
-	for leaves < n {
-		leaves *= 2
-	}
-	return &members{leaves: leaves, count: make([]int32, 2*leaves), last: make([]*item, 2*leaves)}
+	return &members{n: n, count: make([]int32, 2*n-1), last: make([]*item, 2*n-1)}
 }
 
 // set puts it at rank r, or takes the member at r out if it is nil.
 func (m *members) set(r int, it *item) {
-	i := m.leaves + r
-	m.last[i] = it
-	m.count[i] = 0
-	if it != nil {
-		m.count[i] = 1
+	// The nodes from the root down to r's leaf, and the size of each one's
+	// left child; at most 63 for ranks that fit an int.
+	var path [64]struct{ node, left int }
+	depth, v, lo, hi := 0, 0, 0, m.n
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		path[depth] = struct{ node, left int }{v, mid - lo}
+		depth++
+		if r < mid {
+			v, hi = v+1, mid
+		} else {
+			v, lo = v+2*(mid-lo), mid
+		}
 	}
-	for i /= 2; i > 0; i /= 2 {
-		l, r := m.last[2*i], m.last[2*i+1]
-		if l == nil || r != nil && r.given().After(l.given()) {
+	m.last[v] = it
+	m.count[v] = 0
+	if it != nil {
+		m.count[v] = 1
+	}
+	for depth > 0 {
+		depth--
+		p := path[depth]
+		a, b := p.node+1, p.node+2*p.left
+		l, r := m.last[a], m.last[b]
+		if l == nil || r != nil && r.givenAt.after(l.givenAt) {
 			l = r
 		}
-		m.count[i], m.last[i] = m.count[2*i]+m.count[2*i+1], l
+		m.count[p.node], m.last[p.node] = m.count[a]+m.count[b], l
 	}
 }
 
+// latest returns the member given last; nil if there is none.
+func (m *members) latest() *item { return m.last[0] }
+
 // nth returns the rank of the member with n members before it.
 func (m *members) nth(n int) int {
-	i := 1
-	for i < m.leaves {
-		if int(m.count[2*i]) > n {
-			i = 2 * i
+	v, lo, hi := 0, 0, m.n
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if left := v + 1; int(m.count[left]) > n {
+			v, hi = left, mid
 		} else {
-			n -= int(m.count[2*i])
-			i = 2*i + 1
+			n -= int(m.count[left])
+			v, lo = v+2*(mid-lo), mid
 		}
 	}
-	return i - m.leaves
+	return lo
 }
 
 // sweep reports the splits of the lane of place p and level.
@@ -428,7 +447,7 @@ func (sp *splits) report(p int, levels [2]bool, set *members, byRank func(int) *
 		required: "advisory: no simultaneous activities in one area that reach a threshold only together",
 		seen:     seen,
 		summary:  summary,
-		at:       set.last[1].given(),
+		at:       set.latest().given(),
 	})
 }
 

@@ -36,3 +36,12 @@ func (s stamp) time() time.Time {
 	}
 	return time.Unix(s.sec, int64(s.nsec)).UTC()
 }
+
+// after reports whether s is after t, as their times are: an unset stamp
+// is the zero time.
+func (s stamp) after(t stamp) bool {
+	if s.set && t.set {
+		return s.sec > t.sec || s.sec == t.sec && s.nsec > t.nsec
+	}
+	return s.time().After(t.time())
+}
