@@ -102,7 +102,7 @@ func (e *Engine) large(f forces) (bool, string) {
 // statements of its notifications (see [Compact]).
 type content struct {
 	designation string // as given
-	host        string // the host state, if stated
+	host        unique.Handle[string] // the host state; zero if not stated
 	from, to    stamp
 	f           heldForces
 	places      placeList
@@ -141,11 +141,16 @@ func (h *heldForces) forces() forces {
 func contentOf(n *parleyv1.ActivityNotification) *content {
 	c := &content{
 		designation: n.GetDesignation(),
-		host:        n.GetHostState(),
+
 		alert:       n.GetAlert(),
 		f:           hold(forcesOf(n.GetForces(), n.GetType())),
 		from:        stampOf(n.GetStart()),
 		to:          stampOf(n.GetEnd()),
+	}
+	if h := n.GetHostState(); h != "" {
+		// A handle, not a string: most activities state none, and those
+		// that do name one of a few parties.
+		c.host = unique.Make(h)
 	}
 	if names := n.GetArea().GetPlaceNames(); len(names) > 0 {
 		norm := make([]string, 0, len(names))
@@ -206,6 +211,14 @@ func (l placeList) all() iter.Seq[string] {
 			}
 		}
 	}
+}
+
+// hostState returns the host state stated; empty if none.
+func (c *content) hostState() string {
+	if c.host == (unique.Handle[string]{}) {
+		return ""
+	}
+	return c.host.Value()
 }
 
 // norm returns the designation normalised. It is not kept: a normalised
@@ -354,7 +367,7 @@ func (s *vdState) buildActivities() (dangling []*item) {
 				s.acts = append(s.acts, activity{notice: it, first: version{it, c}})
 				a := &s.acts[len(s.acts)-1]
 				a.refresh(s.e)
-				it.act = a
+				it.actAt = int32(len(s.acts))
 				continue
 			}
 			switch b := it.body().GetKind().(type) {
@@ -385,8 +398,10 @@ func (s *vdState) buildActivities() (dangling []*item) {
 // sender.
 func (s *vdState) target(it *item, seq uint64, what string) *activity {
 	if seq < it.seq {
-		if t := s.lg.item(it.sender, seq); t != nil && t.act != nil && t.act.notice == t {
-			return t.act
+		if t := s.lg.item(it.sender, seq); t != nil {
+			if a := s.activityOf(t); a != nil && a.notice == t {
+				return a
+			}
 		}
 	}
 	var seen string
@@ -450,7 +465,7 @@ func (s *vdState) amend(a *activity, it *item, n *content) {
 		}
 		*a.amended = append(*a.amended, version{it, n})
 		a.refresh(s.e)
-		it.act = a
+		it.actAt = a.notice.actAt
 	}
 }
 

@@ -42,7 +42,7 @@ func (s *vdState) hostChecks() []hostCheck {
 			continue
 		}
 		var hosts []string
-		if h := a.latest().host; h != "" && h != a.sender() {
+		if h := a.latest().hostState(); h != "" && h != a.sender() {
 			if _, ok := s.e.party[h]; ok {
 				hosts = append(hosts, h)
 			}

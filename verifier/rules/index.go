@@ -33,9 +33,9 @@ type item struct {
 	// ackRun numbers the entry's acknowledgements in its log index, one
 	// per party (see logIndex.acksOf); 0 until the first one.
 	ackRun uint32
-	// act is the activity of a notification or of an amendment applied to
-	// it (vd2011 only).
-	act *activity
+	// actAt numbers the activity of a notification or of an amendment
+	// applied to it (vd2011 only; see vdState.activityOf); 0 if none.
+	actAt int32
 }
 
 // st returns the entry's statement; nil if it was given as a Receipt or

@@ -43,6 +43,15 @@ type calKey struct {
 	name   string
 }
 
+// activityOf returns the activity of a notification or of an amendment
+// applied to it; nil if it has none (or it is nil).
+func (s *vdState) activityOf(it *item) *activity {
+	if it == nil || it.actAt == 0 {
+		return nil
+	}
+	return &s.acts[it.actAt-1]
+}
+
 // givenFirst reports whether a was given before b, or at the same time
 // with a smaller seq.
 func givenFirst(a, b *item) bool {
@@ -108,8 +117,8 @@ func (e *Engine) newVDState(lg *logIndex, now time.Time, out *collector) (*vdSta
 	for _, it := range lg.all {
 		switch b := it.body().GetKind().(type) {
 		case *parleyv1.Body_Invitation:
-			if t := lg.item(it.sender, b.Invitation.GetNotificationSeq()); t != nil && t.act != nil {
-				s.invites[t.act] = append(s.invites[t.act], it)
+			if a := s.activityOf(lg.item(it.sender, b.Invitation.GetNotificationSeq())); a != nil {
+				s.invites[a] = append(s.invites[a], it)
 			}
 		case *parleyv1.Body_Calendar:
 			y := int(b.Calendar.GetYear())
