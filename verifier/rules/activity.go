@@ -241,8 +241,7 @@ type version struct {
 
 // activity is a notified activity with its amendments and cancellation.
 type activity struct {
-	notice *item   // the original notification
-	first  version // the original notification's version
+	first version // the original notification's version
 	// amended holds the versions of the amendments that took effect, in
 	// seq order; nil if none did (most activities: a pointer costs less
 	// than a slice header in every one). The last version is in effect.
@@ -256,8 +255,11 @@ type activity struct {
 	withdrawn bool
 }
 
+// notice returns the original notification.
+func (a *activity) notice() *item { return a.first.it }
+
 // sender returns the activity's sender.
-func (a *activity) sender() string { return a.notice.sender }
+func (a *activity) sender() string { return a.notice().sender }
 
 // each yields a pointer to every activity of acts, in order.
 func each(acts []activity) iter.Seq[*activity] {
@@ -340,7 +342,7 @@ func (a *activity) notifiableSince() *version {
 
 // describe names the activity for summaries.
 func (a *activity) describe() string {
-	return fmt.Sprintf("%q (%s seq %d)", a.latest().designation, a.sender(), a.notice.seq)
+	return fmt.Sprintf("%q (%s seq %d)", a.latest().designation, a.sender(), a.notice().seq)
 }
 
 // buildActivities collects the notified activities of every sender, applies
@@ -364,7 +366,7 @@ func (s *vdState) buildActivities() (dangling []*item) {
 				if !c.valid() {
 					continue
 				}
-				s.acts = append(s.acts, activity{notice: it, first: version{it, c}})
+				s.acts = append(s.acts, activity{first: version{it, c}})
 				a := &s.acts[len(s.acts)-1]
 				a.refresh(s.e)
 				it.actAt = int32(len(s.acts))
@@ -399,7 +401,7 @@ func (s *vdState) buildActivities() (dangling []*item) {
 func (s *vdState) target(it *item, seq uint64, what string) *activity {
 	if seq < it.seq {
 		if t := s.lg.item(it.sender, seq); t != nil {
-			if a := s.activityOf(t); a != nil && a.notice == t {
+			if a := s.activityOf(t); a != nil && a.notice() == t {
 				return a
 			}
 		}
@@ -432,7 +434,7 @@ func (s *vdState) target(it *item, seq uint64, what string) *activity {
 
 // amend applies an amendment, unless the activity is cancelled or over.
 func (s *vdState) amend(a *activity, it *item, n *content) {
-	refs := []*item{a.notice, it}
+	refs := []*item{a.notice(), it}
 	switch {
 	case a.cancel != nil:
 		s.out.add(finding{
@@ -465,13 +467,13 @@ func (s *vdState) amend(a *activity, it *item, n *content) {
 		}
 		*a.amended = append(*a.amended, version{it, n})
 		a.refresh(s.e)
-		it.actAt = a.notice.actAt
+		it.actAt = a.notice().actAt
 	}
 }
 
 // cancel applies a cancellation and reports late ones.
 func (s *vdState) cancel(a *activity, it *item) {
-	refs := []*item{a.notice, it}
+	refs := []*item{a.notice(), it}
 	f := finding{rule: RuleAmend, party: a.sender(), entries: refs, at: it.given()}
 	switch {
 	case a.cancel != nil:

@@ -93,7 +93,7 @@ func (s *vdState) checkCalendar(p string, y int, due time.Time) {
 		return
 	}
 	for _, i := range listed(len(planned)) {
-		f.entries = append(f.entries, planned[i].notice)
+		f.entries = append(f.entries, planned[i].notice())
 	}
 	f.seen = fmt.Sprintf("no calendar for %d, though it has %s", y, plural(len(planned), "notified activity", "notified activities"))
 	if len(f.entries) < len(planned) {
@@ -129,8 +129,8 @@ func (s *vdState) checkInCalendar(a *activity) {
 	if s.firstListed(a, y) != nil || !at.After(s.lg.earliest) {
 		return
 	}
-	if a.notice.given().After(at) {
-		at = a.notice.given()
+	if a.notice().given().After(at) {
+		at = a.notice().given()
 	}
 	if s.now.Before(at) {
 		return
@@ -139,7 +139,7 @@ func (s *vdState) checkInCalendar(a *activity) {
 		rule:     RuleInCalendar,
 		severity: parleyv1.Severity_SEVERITY_LOW,
 		party:    a.sender(),
-		entries:  []*item{a.notice},
+		entries:  []*item{a.notice()},
 		required: fmt.Sprintf("the activity listed in a calendar of %s for %d", a.sender(), y),
 		seen:     fmt.Sprintf("%q in no calendar for %d (%s)", a.latest().designation, y, plural(len(s.cals[a.sender()][y]), "calendar", "calendars")),
 		summary:  fmt.Sprintf("notified activity %s not in the calendar", a.describe()),
@@ -169,14 +169,14 @@ func (s *vdState) checkLarge(a *activity) {
 		return
 	}
 	at := due
-	if a.notice.given().After(at) {
-		at = a.notice.given()
+	if a.notice().given().After(at) {
+		at = a.notice().given()
 	}
 	f := finding{
 		rule:     RuleLarge,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
 		party:    a.sender(),
-		entries:  []*item{a.notice},
+		entries:  []*item{a.notice()},
 		required: fmt.Sprintf("activity with %s communicated in a calendar for %d by %s", desc, y, s.deadlineName(y-s.e.vd.LargeAdvanceYears)),
 		seen:     fmt.Sprintf("in no calendar for %d", y),
 		summary:  fmt.Sprintf("large activity %s not communicated %d years ahead", a.describe(), s.e.vd.LargeAdvanceYears),
@@ -212,7 +212,7 @@ func (s *vdState) checkThreeYears() {
 			for large[j].start().Year() <= y-per {
 				j++
 			}
-			for len(latest) > 0 && !large[latest[len(latest)-1]].notice.given().After(a.notice.given()) {
+			for len(latest) > 0 && !large[latest[len(latest)-1]].notice().given().After(a.notice().given()) {
 				latest = latest[:len(latest)-1]
 			}
 			latest = append(latest, i)
@@ -225,9 +225,9 @@ func (s *vdState) checkThreeYears() {
 			}
 			var refs []*item
 			for _, k := range listed(len(window)) {
-				refs = append(refs, window[k].notice)
+				refs = append(refs, window[k].notice())
 			}
-			at := large[latest[0]].notice.given()
+			at := large[latest[0]].notice().given()
 			_, desc := s.e.large(a.forces())
 			seen := fmt.Sprintf("%d in %d-%d, the last %s starting %s with %s", len(window), y-per+1, y, a.describe(), fmtTime(a.start()), desc)
 			if len(refs) < len(window) {

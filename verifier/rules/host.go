@@ -109,7 +109,7 @@ func (s *vdState) firstOverlapping(checks []hostCheck) {
 		}
 		byStart := slices.Clone(bs)
 		slices.SortFunc(byStart, func(x, y *activity) int {
-			return cmp.Or(x.start().Compare(y.start()), cmp.Compare(x.notice.seq, y.notice.seq))
+			return cmp.Or(x.start().Compare(y.start()), cmp.Compare(x.notice().seq, y.notice().seq))
 		})
 		rank := make(map[*activity]int, len(byStart))
 		for i, b := range byStart {
@@ -125,7 +125,7 @@ func (s *vdState) firstOverlapping(checks []hostCheck) {
 			for ; next < len(byEnd) && byEnd[next].end().After(a.start()); next++ {
 				b := byEnd[next]
 				for j := rank[b] + 1; j < len(tree); j += j & -j {
-					if tree[j] == nil || givenFirst(b.notice, tree[j].notice) {
+					if tree[j] == nil || givenFirst(b.notice(), tree[j].notice()) {
 						tree[j] = b
 					}
 				}
@@ -134,7 +134,7 @@ func (s *vdState) firstOverlapping(checks []hostCheck) {
 				return cmp.Or(b.start().Compare(t), 1) // the first that starts at or after t
 			})
 			for j := n; j > 0; j -= j & -j {
-				if b := tree[j]; b != nil && (checks[i].first == nil || givenFirst(b.notice, checks[i].first.notice)) {
+				if b := tree[j]; b != nil && (checks[i].first == nil || givenFirst(b.notice(), checks[i].first.notice())) {
 					checks[i].first = b
 				}
 			}
@@ -151,24 +151,24 @@ func (s *vdState) judgeHost(c hostCheck) {
 	if cur.alert {
 		due = start.Add(s.e.skew)
 	}
-	if first != nil && !first.notice.given().After(due) || first == nil && !s.now.After(due) {
+	if first != nil && !first.notice().given().After(due) || first == nil && !s.now.After(due) {
 		return // in time, or not yet due
 	}
 	f := finding{
 		rule:     RuleHost,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
 		party:    h,
-		entries:  []*item{a.notice},
+		entries:  []*item{a.notice()},
 		required: fmt.Sprintf("a notification by host %s >= %d days before start %s (by %s)", h, s.e.vd.LeadTimeDays, fmtTime(start), fmtTime(due)),
 	}
 	if cur.alert {
 		f.required = fmt.Sprintf("a notification by host %s of the alert activity by its start %s (clock skew %s)", h, fmtTime(start), fmtDur(s.e.skew, false))
 	}
 	if first != nil {
-		f.entries = append(f.entries, first.notice)
-		f.seen = fmt.Sprintf("host notification seq %d given %s, %s", first.notice.seq, fmtTime(first.notice.given()), relative(start.Sub(first.notice.given()), true, "start"))
+		f.entries = append(f.entries, first.notice())
+		f.seen = fmt.Sprintf("host notification seq %d given %s, %s", first.notice().seq, fmtTime(first.notice().given()), relative(start.Sub(first.notice().given()), true, "start"))
 		f.summary = fmt.Sprintf("host %s notified activity %s late", h, a.describe())
-		f.at = first.notice.given()
+		f.at = first.notice().given()
 	} else {
 		f.seen = fmt.Sprintf("no notification by %s by %s", h, fmtTime(due))
 		f.summary = fmt.Sprintf("host %s did not notify activity %s", h, a.describe())

@@ -53,7 +53,7 @@ func TestHostChecksDirect(t *testing.T) {
 			for b := range each(s.bySender[c.host]) {
 				same := slices.Contains(slices.Collect(b.designations()), a.latest().norm()) ||
 					a.start().Before(b.end()) && b.start().Before(a.end()) && slices.ContainsFunc(slices.Collect(a.places().all()), func(p string) bool { return slices.Contains(slices.Collect(b.places().all()), p) })
-				if !b.withdrawn && same && (want == nil || b.notice.given().Before(want.notice.given())) {
+				if !b.withdrawn && same && (want == nil || b.notice().given().Before(want.notice().given())) {
 					want = b
 				}
 			}

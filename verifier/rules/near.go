@@ -57,7 +57,7 @@ func (s *vdState) checkNear(a *activity) {
 		rule:     RuleNear,
 		severity: parleyv1.Severity_SEVERITY_ADVISORY,
 		party:    a.sender(),
-		entries:  []*item{a.notice, cur},
+		entries:  []*item{a.notice(), cur},
 		required: fmt.Sprintf("advisory: declared values not within %d%% below a threshold", s.e.vd.NearMarginPercent),
 		seen:     strings.Join(seen, "; "),
 		summary:  fmt.Sprintf("activity %s declared just below a threshold", a.describe()),
@@ -135,7 +135,7 @@ func (s *vdState) checkSplits() {
 			continue
 		}
 		slices.SortFunc(acts, func(a, b *activity) int {
-			return cmp.Or(a.start().Compare(b.start()), cmp.Compare(a.notice.seq, b.notice.seq))
+			return cmp.Or(a.start().Compare(b.start()), cmp.Compare(a.notice().seq, b.notice().seq))
 		})
 		names := make([]string, 0, len(id))
 		for p := range id {
@@ -307,7 +307,7 @@ func (sp *splits) sweep(p, level int) {
 		bySeq[k] = int32(k)
 	}
 	slices.SortFunc(bySeq, func(i, j int32) int {
-		return cmp.Compare(sp.acts[l.byStart[i]].notice.seq, sp.acts[l.byStart[j]].notice.seq)
+		return cmp.Compare(sp.acts[l.byStart[i]].notice().seq, sp.acts[l.byStart[j]].notice().seq)
 	})
 	rank := make([]int32, n)
 	for r, k := range bySeq {
@@ -430,7 +430,7 @@ func (sp *splits) report(p int, levels [2]bool, set *members, byRank func(int) *
 	var names []string
 	for _, n := range listed(sp.size) {
 		a := byRank(set.nth(n))
-		refs = append(refs, a.notice)
+		refs = append(refs, a.notice())
 		names = append(names, strconv.Quote(a.latest().designation))
 	}
 	seen := fmt.Sprintf("%d activities at %q at the same time together reach %s", sp.size, sp.names[p], strings.Join(reached, " and "))

@@ -70,7 +70,7 @@ func (s *vdState) named(sender, designation string) *activity {
 			for d := range a.designations() {
 				k := nameKey{a.sender(), d}
 				b := s.names[k]
-				if b == nil || b.withdrawn && !a.withdrawn || b.withdrawn == a.withdrawn && givenFirst(a.notice, b.notice) {
+				if b == nil || b.withdrawn && !a.withdrawn || b.withdrawn == a.withdrawn && givenFirst(a.notice(), b.notice()) {
 					s.names[k] = a
 				}
 			}
@@ -156,8 +156,8 @@ func (s *vdState) checkLead(a *activity) {
 		return
 	}
 	seen := fmt.Sprintf("given %s, %s", fmtTime(since.it.given()), relative(lead, true, "start"))
-	refs := []*item{a.notice}
-	if since.it != a.notice {
+	refs := []*item{a.notice()}
+	if since.it != a.notice() {
 		seen += fmt.Sprintf("; threshold first reached in amendment seq %d", since.it.seq)
 		refs = append(refs, since.it)
 	}
@@ -239,8 +239,8 @@ func (s *vdState) checkAlert(a *activity) {
 	if !since.it.given().After(start.Add(s.e.skew)) {
 		return
 	}
-	refs := []*item{a.notice}
-	if since.it != a.notice {
+	refs := []*item{a.notice()}
+	if since.it != a.notice() {
 		refs = append(refs, since.it)
 	}
 	s.out.add(finding{

@@ -62,7 +62,7 @@ func (s *vdState) judgeInvite(a *activity, rule string, due time.Time, required 
 		rule:     rule,
 		severity: parleyv1.Severity_SEVERITY_VIOLATION,
 		party:    a.sender(),
-		entries:  []*item{a.notice},
+		entries:  []*item{a.notice()},
 		required: required(),
 	}
 	if inv != nil {
