@@ -101,7 +101,7 @@ func (e *Engine) large(f forces) (bool, string) {
 // neither the engine nor a caller holding a large log need keep the
 // statements of its notifications (see [Compact]).
 type content struct {
-	designation string // as given
+	designation string                // as given
 	host        unique.Handle[string] // the host state; zero if not stated
 	from, to    stamp
 	f           heldForces
@@ -142,10 +142,10 @@ func contentOf(n *parleyv1.ActivityNotification) *content {
 	c := &content{
 		designation: n.GetDesignation(),
 
-		alert:       n.GetAlert(),
-		f:           hold(forcesOf(n.GetForces(), n.GetType())),
-		from:        stampOf(n.GetStart()),
-		to:          stampOf(n.GetEnd()),
+		alert: n.GetAlert(),
+		f:     hold(forcesOf(n.GetForces(), n.GetType())),
+		from:  stampOf(n.GetStart()),
+		to:    stampOf(n.GetEnd()),
 	}
 	if h := n.GetHostState(); h != "" {
 		// A handle, not a string: most activities state none, and those
