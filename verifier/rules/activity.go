@@ -141,11 +141,10 @@ func (h *heldForces) forces() forces {
 func contentOf(n *parleyv1.ActivityNotification) *content {
 	c := &content{
 		designation: n.GetDesignation(),
-
-		alert: n.GetAlert(),
-		f:     hold(forcesOf(n.GetForces(), n.GetType())),
-		from:  stampOf(n.GetStart()),
-		to:    stampOf(n.GetEnd()),
+		alert:       n.GetAlert(),
+		f:           hold(forcesOf(n.GetForces(), n.GetType())),
+		from:        stampOf(n.GetStart()),
+		to:          stampOf(n.GetEnd()),
 	}
 	if h := n.GetHostState(); h != "" {
 		// A handle, not a string: most activities state none, and those
