@@ -494,7 +494,7 @@ func (ad *auditor) omissions() {
 				}
 				continue
 			}
-			for _, ack := range e.parsed.Statement.GetBody().GetReceipt().GetAcks() {
+			for _, ack := range e.statement().GetBody().GetReceipt().GetAcks() {
 				if len(ack.GetDigest()) == 32 {
 					ad.omitted(l, li, o.index, e.seq, ack.GetSender(), ack.GetSeq(), [32]byte(ack.GetDigest()))
 				}

@@ -37,6 +37,8 @@ import (
 // distinct is one envelope digest found in the logs: 32 bytes, and the
 // statement once verified.
 type distinct struct {
+	// digest is the envelope's digest.
+	digest [32]byte
 	// index and log are where it was found first, in party order and then
 	// log order.
 	index uint64
@@ -44,8 +46,11 @@ type distinct struct {
 	// seq is the seq peeked from the envelope.
 	seq uint64
 	// parsed is the envelope parsed (Digest, PayloadDigest and Statement
-	// only) if it passed the checks; its statement is slimmed (see
-	// auditor.slim), its prev kept as prevID instead.
+	// only) if it passed the checks and is kept as its statement; the
+	// statement is slimmed (see auditor.slim), its prev kept as prevID
+	// instead. It is nil for a receipt or notification kept as rc or nt
+	// (most entries: the digest is kept above, and a parsed envelope
+	// beside it would cost 112 bytes more).
 	parsed *envelope.Parsed
 	// prevID is the id of the envelope whose digest the statement's prev
 	// is, noID if it has none or no log holds that envelope.
@@ -88,7 +93,16 @@ func (e *distinct) sender() string {
 	case e.nt != nil:
 		return e.nt.sender
 	}
-	return e.parsed.Statement.GetHeader().GetSender()
+	return e.statement().GetHeader().GetSender()
+}
+
+// statement returns the statement of an envelope that passed the checks,
+// if it is kept as its statement; nil if it is kept as rc or nt.
+func (e *distinct) statement() *parleyv1.Statement {
+	if e.parsed == nil {
+		return nil
+	}
+	return e.parsed.Statement
 }
 
 // headerSeq returns the seq of an envelope that passed the checks, as its
@@ -99,12 +113,12 @@ func (e *distinct) headerSeq() uint64 {
 	if e.rc != nil || e.nt != nil {
 		return e.seq
 	}
-	return e.parsed.Statement.GetHeader().GetSeq()
+	return e.statement().GetHeader().GetSeq()
 }
 
 // entry returns an accepted envelope as the rules read it.
 func (e *distinct) entry() rules.Entry {
-	en := rules.Entry{Sender: e.sender(), Seq: e.headerSeq(), Digest: e.parsed.Digest, Statement: e.parsed.Statement}
+	en := rules.Entry{Sender: e.sender(), Seq: e.headerSeq(), Digest: e.digest, Statement: e.statement()}
 	switch {
 	case e.rc != nil:
 		en.Receipt = &e.rc.Receipt
@@ -267,7 +281,7 @@ func (ad *auditor) scan() error {
 			if !seen {
 				id = uint32(len(ad.dist))
 				ad.ids[d] = id
-				ad.dist = append(ad.dist, distinct{log: int32(li), index: i, seq: pk.Seq, own: string(pk.Sender) == l.party, prevID: noID})
+				ad.dist = append(ad.dist, distinct{digest: d, log: int32(li), index: i, seq: pk.Seq, own: string(pk.Sender) == l.party, prevID: noID})
 				for range ad.stride {
 					ad.masks = append(ad.masks, 0)
 				}
@@ -398,12 +412,12 @@ func (ad *auditor) check(b *checkBatch) {
 		rc := receiptOf(p.Statement)
 		var nt *notice
 		if rc != nil {
-			p.Statement = nil
+			p = nil
 		} else if p.Statement.GetBody().GetNotification() != nil {
 			h := p.Statement.GetHeader()
 			en := rules.Compact(rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Statement: p.Statement})
 			nt = &notice{sender: h.GetSender(), Notification: en.Notification}
-			p.Statement = nil
+			p = nil
 		}
 		b.out[k] = checkResult{status: checkedOK, parsed: p, rc: rc, nt: nt, prev: prev, chained: chained}
 	}
@@ -595,7 +609,6 @@ func (ad *auditor) replay() (*verifier.Replayed, []uint32, error) {
 // are seqs 1 to n, each chaining to the one before. Otherwise it returns
 // nil.
 func (ad *auditor) cleanFeed(sender string, ids []uint32) *verifier.FeedReplay {
-	var last *envelope.Parsed
 	for i, id := range ids {
 		e := &ad.dist[id]
 		if e.status != checkedOK {
@@ -607,11 +620,25 @@ func (ad *auditor) cleanFeed(sender string, ids []uint32) *verifier.FeedReplay {
 		if i > 0 && e.prevID != ids[i-1] {
 			return nil
 		}
-		last = e.parsed
 	}
 	fr := &verifier.FeedReplay{Sender: sender, Accepted: len(ids)}
-	if last != nil {
-		fr.Head = verifier.FeedState{Seq: uint64(len(ids)), Digest: last.Digest, PayloadDigest: last.PayloadDigest}
+	if len(ids) == 0 {
+		return fr
 	}
+	last := &ad.dist[ids[len(ids)-1]]
+	fr.Head = verifier.FeedState{Seq: uint64(len(ids)), Digest: last.digest}
+	if last.parsed != nil {
+		fr.Head.PayloadDigest = last.parsed.PayloadDigest
+		return fr
+	}
+	// Kept as rc or nt, without its parsed envelope: its payload digest is
+	// read again from the mirror, once per feed. Should that fail, the
+	// verifier's replay judges the feed.
+	raw, err := ad.rawAt(last.log, last.index)
+	payload, ok := envelope.PeekPayload(raw)
+	if err != nil || !ok || sha256.Sum256(raw) != last.digest {
+		return nil
+	}
+	fr.Head.PayloadDigest = sha256.Sum256(payload)
 	return fr
 }

@@ -337,7 +337,7 @@ func (r *Report) finish(ad *auditor) {
 			ps.Notifications++
 			continue
 		}
-		switch e.parsed.Statement.GetBody().GetKind().(type) {
+		switch e.statement().GetBody().GetKind().(type) {
 		case *parleyv1.Body_Notification:
 			ps.Notifications++
 		case *parleyv1.Body_Receipt:
