@@ -63,7 +63,7 @@ func describeReplay(r *verifier.Replayed, accepted []rules.Entry) string {
 		fmt.Fprintf(&b, "unreadable %s: %v\n", u.Source, u.Err)
 	}
 	for _, f := range r.Feeds {
-		fmt.Fprintf(&b, "feed %q: accepted %d head %d %x\n", f.Sender, f.Accepted, f.Head.Seq, f.Head.Digest)
+		fmt.Fprintf(&b, "feed %q: accepted %d head %d %x payload %x\n", f.Sender, f.Accepted, f.Head.Seq, f.Head.Digest, f.Head.PayloadDigest)
 		for _, x := range f.Duplicates {
 			fmt.Fprintf(&b, "  duplicate %d %s %v\n", x.Seq, x.Source, x.Err)
 		}
