@@ -35,6 +35,14 @@ on config.Mediator (internal/config/mediator.go).
 	}
 }
 
+// mediatorGCPercent is the mediator's garbage collection unless GOGC says
+// otherwise: the heap may grow by half what is live between collections
+// instead of Go's doubling. Its periodic audits hold what the rules read
+// of every mirrored entry, and their peak was two to three times that
+// live heap: an offline audit of 1.1 million entries peaked at 1.10-1.15
+// GB instead of 1.29-1.53 GB, taking 4-10 % longer.
+const mediatorGCPercent = 50
+
 func runMediator(ctx context.Context, env *Env, args []string) error {
 	fs := env.newFlagSet("mediator")
 	cfgPath := fs.String("c", "mediator.yaml", "mediator configuration `file`")
@@ -50,6 +58,7 @@ func runMediator(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(env.Logger, mediatorGCPercent, -1)
 	srv, err := mediator.NewServer(cfg)
 	if err != nil {
 		return err

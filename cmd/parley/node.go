@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -49,7 +48,7 @@ func runNode(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	tuneGC(env.Logger)
+	tuneGC(env.Logger, nodeGCPercent, nodeMemoryLimit)
 	if c.LogLevel != "" && env.level.Level() != slog.LevelDebug { // -v wins
 		env.level.Set(c.Level())
 	}
@@ -130,16 +129,3 @@ const (
 	nodeGCPercent   = 300
 	nodeMemoryLimit = 150 << 20
 )
-
-// tuneGC applies nodeGCPercent and nodeMemoryLimit where the environment
-// does not set them.
-func tuneGC(log *slog.Logger) {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(nodeGCPercent)
-		log.Debug("garbage collection", "gc_percent", nodeGCPercent)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(nodeMemoryLimit)
-		log.Debug("garbage collection", "memory_limit_bytes", nodeMemoryLimit)
-	}
-}

@@ -8,7 +8,8 @@ import (
 )
 
 // TestTuneGC checks the node's garbage-collection defaults and that GOGC
-// and GOMEMLIMIT in the environment win over them.
+// and GOMEMLIMIT in the environment win over them, and that the mediator's
+// leave the memory limit alone.
 func TestTuneGC(t *testing.T) {
 	percent, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
@@ -31,7 +32,7 @@ func TestTuneGC(t *testing.T) {
 			t.Setenv("GOMEMLIMIT", tc.gomemlimit)
 			debug.SetGCPercent(envPercent)
 			debug.SetMemoryLimit(envLimit)
-			tuneGC(log)
+			tuneGC(log, nodeGCPercent, nodeMemoryLimit)
 			if got := debug.SetGCPercent(100); got != tc.wantPercent {
 				t.Errorf("GC percent %d, want %d", got, tc.wantPercent)
 			}
@@ -40,4 +41,17 @@ func TestTuneGC(t *testing.T) {
 			}
 		})
 	}
+	t.Run("mediator", func(t *testing.T) {
+		t.Setenv("GOGC", "")
+		t.Setenv("GOMEMLIMIT", "")
+		debug.SetGCPercent(envPercent)
+		debug.SetMemoryLimit(envLimit)
+		tuneGC(log, mediatorGCPercent, -1)
+		if got := debug.SetGCPercent(100); got != mediatorGCPercent {
+			t.Errorf("GC percent %d, want %d", got, mediatorGCPercent)
+		}
+		if got := debug.SetMemoryLimit(-1); got != envLimit {
+			t.Errorf("memory limit %d, want %d (left alone)", got, int64(envLimit))
+		}
+	})
 }
