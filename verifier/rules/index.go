@@ -143,7 +143,7 @@ type ack struct {
 	// firstAt is the earliest time the party acknowledged the entry: the
 	// later of received_at and the issued_at of the receipt stating it.
 	firstAt stamp
-	// by is the receipt that acknowledged the entry at 'at'; nil if the
+	// by is the receipt that acknowledged the entry at firstAt; nil if the
 	// party did not acknowledge it.
 	by *item
 }

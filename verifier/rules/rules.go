@@ -93,9 +93,9 @@ type Entry struct {
 }
 
 // Notification is what the rules read of an activity notification
-// statement: about a third of the memory of the decoded statement (which
-// also holds what no rule reads, such as the purpose and level of
-// command). [Compact] makes one.
+// statement: 128 bytes and its designation, about a sixth of the memory of
+// the decoded statement (which also holds what no rule reads, such as the
+// purpose and level of command). [Compact] makes one.
 type Notification struct {
 	issued stamp
 	c      content
@@ -119,8 +119,8 @@ func (n *Notification) End() time.Time { return n.c.to.time() }
 // Compact returns en with its statement, if it is an activity notification
 // or a receipt, replaced by what the rules read of it ([Notification],
 // [Receipt]); any other entry is returned as it is. The findings over
-// compacted entries are those over the statements. A caller holding a
-// large log for [Engine.Evaluate] compacts each entry as it decodes it, so
+// compacted entries are those over the statements. A caller reading a
+// large log compacts each entry as it decodes it and adds it to a [Log], so
 // that the statements are garbage at once.
 func Compact(en Entry) Entry {
 	it := &item{src: en.Statement}
