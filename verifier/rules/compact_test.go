@@ -4,7 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/parley-dev/parley/agreement"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
 
 // compacted returns entries with every notification and receipt given as
@@ -71,5 +74,39 @@ func TestCompact(t *testing.T) {
 					got.Notification != nil, got.Receipt != nil, got.Statement != nil, tc.notification, tc.receipt, tc.keepsStatement)
 			}
 		})
+	}
+}
+
+// TestCompactHolds checks what a compacted notification holds against its
+// statement: its times to the nanosecond (and their absence), and forces at
+// the ends of their ranges, landing troops beyond 32 bits included.
+func TestCompactHolds(t *testing.T) {
+	at := start.Add(123456789 * time.Nanosecond)
+	max32 := uint32(1<<32 - 1)
+	big := &parleyv1.Forces{Troops: max32, BattleTanks: max32, Acvs: 1, Artillery: max32, FixedWingSorties: max32, AirborneTroops: max32, AmphibiousTroops: max32}
+	l := newLog(t)
+	l.add("a", at, notice(act("Landing", at.Add(lead), day, big, kind(parleyv1.ActivityType_ACTIVITY_TYPE_AMPHIBIOUS_LANDING))))
+	l.add("a", time.Time{}, notice(&parleyv1.ActivityNotification{Designation: "No dates", Forces: troops(9500)}))
+	for _, en := range l.entries {
+		st := en.Statement
+		n := Compact(en).Notification
+		want := st.GetBody().GetNotification()
+		if got := n.IssuedAt(); !got.Equal(st.GetHeader().GetIssuedAt().AsTime()) {
+			t.Errorf("%s: IssuedAt %v, want %v", want.GetDesignation(), got, st.GetHeader().GetIssuedAt().AsTime())
+		}
+		for name, tc := range map[string]struct {
+			got  time.Time
+			want *timestamppb.Timestamp
+		}{"Start": {n.Start(), want.GetStart()}, "End": {n.End(), want.GetEnd()}} {
+			if tc.want == nil && !tc.got.IsZero() || tc.want != nil && !tc.got.Equal(tc.want.AsTime()) {
+				t.Errorf("%s: %s %v, want %v", want.GetDesignation(), name, tc.got, tc.want)
+			}
+		}
+		if got, want := n.c.forces(), forcesOf(want.GetForces(), want.GetType()); got != want {
+			t.Errorf("%s: forces %v, want %v", n.Designation(), got, want)
+		}
+	}
+	if f := Compact(l.entries[0]).Notification.c.forces(); f[fieldLanding] != 2*uint64(max32) {
+		t.Errorf("landing troops %d, want %d", f[fieldLanding], 2*uint64(max32))
 	}
 }

@@ -70,7 +70,7 @@ func (it *item) issued() time.Time {
 	case *Receipt:
 		return src.IssuedAt
 	case *Notification:
-		return src.issued.time()
+		return src.issued().time()
 	}
 	t, _ := timeOf(it.st().GetHeader().GetIssuedAt())
 	return t
