@@ -16,7 +16,7 @@
 // each entry to a [Log] as it reads it, compacted ([Compact]: what the
 // rules read of a notification or receipt, about a sixth of the memory
 // of a decoded statement), instead of holding a slice of them: the
-// evaluation then holds about 355 bytes per activity notification, and the
+// evaluation then holds about 345 bytes per activity notification, and the
 // findings are the same. [Log.EvaluateEach] hands over the findings one by
 // one, for a caller that needs less than the whole list.
 //
