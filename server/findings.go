@@ -18,7 +18,9 @@ import (
 // statement in memory for it would grow by about a kilobyte per entry,
 // without bound. The node keeps none: an evaluation reads the statements from
 // the log (the source of truth, and on local disk), evaluates, and drops
-// them. Only the findings of the last evaluation are kept.
+// them. Only the findings of the last evaluation are kept (and the list a
+// page token pins); a metrics scrape's evaluation keeps only their counts,
+// since a list can be longer than the log.
 //
 // Explicit queries (ListFindings) always get an evaluation of the log as it
 // is, at the time they ask about; two queries about the same log size and
