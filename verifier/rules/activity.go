@@ -181,21 +181,6 @@ func makePlaceList(names []string) placeList {
 	return placeList(unique.Make(string(b)).Value())
 }
 
-// uvarint decodes the length at the start of s, as binary.AppendUvarint
-// encoded it, and returns it and the bytes it took.
-func uvarint(s string) (n, k int) {
-	var x uint64
-	for shift := uint(0); k < len(s); shift += 7 {
-		b := s[k]
-		k++
-		x |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			break
-		}
-	}
-	return int(x), k
-}
-
 // empty reports whether the list has no name.
 func (l placeList) empty() bool { return l == "" }
 
@@ -203,9 +188,11 @@ func (l placeList) empty() bool { return l == "" }
 func (l placeList) all() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for rest := string(l); rest != ""; {
-			n, k := uvarint(rest)
-			name := rest[k : k+n]
-			rest = rest[k+n:]
+			// The conversion of at most ten bytes, which Uvarint does not
+			// keep, does not allocate.
+			n, k := binary.Uvarint([]byte(rest[:min(len(rest), binary.MaxVarintLen64)]))
+			name := rest[k : k+int(n)]
+			rest = rest[k+int(n):]
 			if !yield(name) {
 				return
 			}

@@ -130,6 +130,15 @@ func TestPlaceList(t *testing.T) {
 			t.Errorf("makePlaceList(%q).empty() = %v", names, l.empty())
 		}
 	}
+	// Reading a list allocates nothing: the split sweep and the host
+	// rule read every activity's.
+	l := makePlaceList([]string{"eastfield", long, "training area north"})
+	if allocs := testing.AllocsPerRun(100, func() {
+		for range l.all() {
+		}
+	}); allocs != 0 {
+		t.Errorf("reading a place list allocated %v times, want 0", allocs)
+	}
 	if makePlaceList([]string{"a", "b"}) == makePlaceList([]string{"ab"}) {
 		t.Error("the lists of a, b and of ab are the same")
 	}
