@@ -41,13 +41,15 @@ const (
 	ruleReadBatch = 1024
 )
 
-// findingsCache is the last evaluation of the list.
+// findingsCache is an evaluation kept: the list of findings, or for a
+// metrics scrape's only their counts (out nil).
 type findingsCache struct {
-	size uint64    // log entries it judged
-	at   time.Time // when deadlines were judged
-	done time.Time // when it finished
-	took time.Duration
-	out  []*parleyv1.Finding
+	size   uint64    // log entries it judged
+	at     time.Time // when deadlines were judged
+	done   time.Time // when it finished
+	took   time.Duration
+	out    []*parleyv1.Finding
+	counts findingCounts // of out, or of the findings not kept
 }
 
 // findings evaluates the agreed rules over the log for a background
@@ -81,22 +83,8 @@ type findingCounts map[countKey]int
 
 type countKey struct{ rule, party string }
 
-// countOf counts the findings of a list.
-func countOf(fs []*parleyv1.Finding) findingCounts {
-	counts := findingCounts{}
-	for _, f := range fs {
-		counts[countKey{f.GetRule(), f.GetParty()}]++
-	}
-	return counts
-}
-
-// countsCache is the last evaluation that counted the findings of the log
-// without keeping them (countFindings).
-type countsCache struct {
-	done   time.Time
-	took   time.Duration
-	counts findingCounts // nil before the first
-}
+// add counts f.
+func (c findingCounts) add(f *parleyv1.Finding) { c[countKey{f.GetRule(), f.GetParty()}]++ }
 
 // scrapeFindingsTimeout bounds a rule evaluation started by a scrape.
 const scrapeFindingsTimeout = 5 * time.Minute
@@ -104,7 +92,7 @@ const scrapeFindingsTimeout = 5 * time.Minute
 // scrapeFindings returns the counts of the findings at once, for a metrics
 // scrape, which must not wait for the whole log to be read: those of the
 // latest evaluation, of the list (which a query or a subscriber asked
-// for) or of the counts alone. When that evaluation is stale (by the
+// for) or of the counts alone, each counted once when it was made. When that evaluation is stale (by the
 // background rule of findings), it starts one in the background, one at a
 // time, for the next scrape, which counts the findings and keeps none: a
 // scrape does not hold the list (which can be longer than the log) between
@@ -112,19 +100,12 @@ const scrapeFindingsTimeout = 5 * time.Minute
 // first evaluation.
 func (n *Node) scrapeFindings() findingCounts {
 	n.cacheMu.Lock()
-	list, counted := n.findingsCache, n.countsCache
-	n.cacheMu.Unlock()
-	var (
-		out   findingCounts
-		fresh bool
-	)
-	switch {
-	case list.out != nil && (counted.counts == nil || list.done.After(counted.done)):
-		out, fresh = countOf(list.out), reusable(list.done, list.took)
-	case counted.counts != nil:
-		out, fresh = counted.counts, reusable(counted.done, counted.took)
+	latest := n.findingsCache
+	if c := n.countsCache; c.counts != nil && (latest.counts == nil || c.done.After(latest.done)) {
+		latest = c
 	}
-	if !fresh && n.refreshing.CompareAndSwap(false, true) {
+	n.cacheMu.Unlock()
+	if (latest.counts == nil || !reusable(latest.done, latest.took)) && n.refreshing.CompareAndSwap(false, true) {
 		go func() {
 			defer n.refreshing.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), scrapeFindingsTimeout)
@@ -134,7 +115,7 @@ func (n *Node) scrapeFindings() findingCounts {
 			}
 		}()
 	}
-	return out
+	return latest.counts
 }
 
 // countFindings evaluates the rules over the log as it is, with deadlines
@@ -146,21 +127,33 @@ func (n *Node) countFindings(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("couldn't read the log size: %w", err)
 	}
-	start := time.Now()
-	lg, err := n.ruleLog(ctx, size)
+	now := n.cfg.Now().Truncate(time.Second)
+	counts := findingCounts{}
+	c, err := n.evaluate(ctx, size, now, func(lg *rules.Log) { lg.EvaluateEach(now, counts.add) })
 	if err != nil {
 		return err
 	}
-	counts := findingCounts{}
-	lg.EvaluateEach(n.cfg.Now().Truncate(time.Second), func(f *parleyv1.Finding) {
-		counts[countKey{f.GetRule(), f.GetParty()}]++
-	})
-	took := time.Since(start)
+	c.counts = counts
 	n.cacheMu.Lock()
-	n.countsCache = countsCache{done: time.Now(), took: took, counts: counts}
+	n.countsCache = c
 	n.cacheMu.Unlock()
-	n.metrics.findingsEvaluated(took)
 	return nil
+}
+
+// evaluate reads the first size entries of the log into the rules engine
+// and has judge evaluate them, and returns the evaluation's record (its
+// findings for the caller to set). It counts the evaluation's time in the
+// node's metrics.
+func (n *Node) evaluate(ctx context.Context, size uint64, now time.Time, judge func(*rules.Log)) (findingsCache, error) {
+	start := time.Now()
+	lg, err := n.ruleLog(ctx, size)
+	if err != nil {
+		return findingsCache{}, err
+	}
+	judge(lg)
+	took := time.Since(start)
+	n.metrics.findingsEvaluated(took)
+	return findingsCache{size: size, at: now, done: time.Now(), took: took}, nil
 }
 
 // ruleLog reads the first size entries of the log into a log for the rules
@@ -211,22 +204,26 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 			return c.out, size, nil
 		}
 	}
-	start := time.Now()
-	lg, err := n.ruleLog(ctx, size)
+	out := []*parleyv1.Finding{}
+	c, err := n.evaluate(ctx, size, now, func(lg *rules.Log) {
+		if fs := lg.Evaluate(now); fs != nil {
+			out = fs
+		}
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	out := lg.Evaluate(now)
-	if out == nil {
-		out = []*parleyv1.Finding{}
-	}
-	took := time.Since(start)
+	c.out = out
 	// An evaluation of the log as it is is the one background consumers
 	// reuse; one for a page token (the entries and time of a list's first
 	// page) is kept apart, so that neither displaces the other: when
 	// background evaluations displaced it, every later page of a list
 	// over a growing log evaluated the log again.
-	c := findingsCache{size: size, at: now, done: time.Now(), took: took, out: out}
+	// The list's counts are kept with it, for metrics scrapes.
+	c.counts = findingCounts{}
+	for _, f := range c.out {
+		c.counts.add(f)
+	}
 	n.cacheMu.Lock()
 	if upTo == nil {
 		n.findingsCache = c
@@ -234,8 +231,7 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 		n.pagesCache = c
 	}
 	n.cacheMu.Unlock()
-	n.metrics.findingsEvaluated(took)
-	return out, size, nil
+	return c.out, size, nil
 }
 
 // errBeyondLog is wrapped by findingsOver's error for more entries than the

@@ -72,7 +72,7 @@ type Node struct {
 	pagesCache findingsCache
 	// countsCache is the last evaluation of a metrics scrape, which only
 	// counts the findings.
-	countsCache countsCache
+	countsCache findingsCache
 	// refreshing is set while a scrape's background evaluation runs.
 	refreshing atomic.Bool
 }
