@@ -41,8 +41,9 @@ type Restart struct {
 	// its peak RSS is with the large log.
 	Load *Load `json:"load,omitempty"`
 	// Findings is one ListFindings over the whole log at the restarted
-	// node, after the load: what an operator's query or a metrics scrape
-	// (which evaluates the rules in the background) costs with that log.
+	// node, after the load: what an operator's query costs with that log
+	// (a metrics scrape's background evaluation reads it the same way but
+	// keeps only the counts of the findings).
 	Findings *FindingsCost `json:"findings,omitempty"`
 	// MediatorRSSMiB is the highest peak RSS of the phase's mediators, which
 	// mirror the node's log as it grows and audit it every minute: what a
