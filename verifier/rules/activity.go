@@ -140,9 +140,10 @@ func (c *content) setForces(f forces) {
 	c.landing = f[fieldLanding]
 }
 
-// contentOf derives the content of n, which may be nil.
-func contentOf(n *parleyv1.ActivityNotification) *content {
-	c := &content{designation: n.GetDesignation(), alert: n.GetAlert()}
+// contentOf derives the content of n, which may be nil. It returns it by
+// value: a compacted notification holds it in place (see Compact).
+func contentOf(n *parleyv1.ActivityNotification) content {
+	c := content{designation: n.GetDesignation(), alert: n.GetAlert()}
 	c.setForces(forcesOf(n.GetForces(), n.GetType()))
 	from, to := stampOf(n.GetStart()), stampOf(n.GetEnd())
 	c.fromSec, c.fromNsec, c.hasFrom = from.sec, from.nsec, from.set
@@ -362,13 +363,14 @@ func (s *vdState) buildActivities() (dangling []*item) {
 			switch b := it.body().GetKind().(type) {
 			case *parleyv1.Body_Amendment:
 				a := s.target(it, b.Amendment.GetTargetSeq(), "amendment")
+				c := contentOf(b.Amendment.GetActivity())
 				if a == nil {
-					if contentOf(b.Amendment.GetActivity()).valid() {
+					if c.valid() {
 						dangling = append(dangling, it)
 					}
 					continue
 				}
-				s.amend(a, it, contentOf(b.Amendment.GetActivity()))
+				s.amend(a, it, &c)
 			case *parleyv1.Body_Cancellation:
 				if a := s.target(it, b.Cancellation.GetTargetSeq(), "cancellation"); a != nil {
 					s.cancel(a, it)

@@ -97,7 +97,8 @@ func (it *item) notification() *content {
 		return &nt.c
 	}
 	if n := it.body().GetNotification(); n != nil {
-		return contentOf(n)
+		c := contentOf(n)
+		return &c
 	}
 	return nil
 }

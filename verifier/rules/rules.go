@@ -137,7 +137,7 @@ func Compact(en Entry) Entry {
 		return en
 	case it.isNotification():
 		issued := stampOf(en.Statement.GetHeader().GetIssuedAt())
-		en.Notification = &Notification{c: *contentOf(en.Statement.GetBody().GetNotification()),
+		en.Notification = &Notification{c: contentOf(en.Statement.GetBody().GetNotification()),
 			issuedSec: issued.sec, issuedNsec: issued.nsec, hasIssued: issued.set}
 		en.Statement = nil
 	case it.isReceipt():
