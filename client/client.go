@@ -247,7 +247,17 @@ func (c *Client) Evidence(ctx context.Context) ([]*parleyv1.Evidence, error) {
 // findings and evidence if includeFindings) until ctx is done. Each event
 // is passed to fn; Subscribe returns fn's first error, or the stream's.
 func (c *Client) Subscribe(ctx context.Context, from uint64, includeFindings bool, fn func(*parleyv1.SubscribeResponse) error) error {
-	stream, err := c.Subscription.Subscribe(ctx, &parleyv1.SubscribeRequest{FromIndex: from, IncludeFindings: includeFindings})
+	return c.SubscribeWith(ctx, &parleyv1.SubscribeRequest{FromIndex: from, IncludeFindings: includeFindings}, fn)
+}
+
+// SubscribeWith is Subscribe with every field of the request, such as the
+// kinds of entries wanted:
+//
+//	c.SubscribeWith(ctx, &parleyv1.SubscribeRequest{
+//		Kinds: []parleyv1.EntryKind{parleyv1.EntryKind_ENTRY_KIND_RECEIPT},
+//	}, fn)
+func (c *Client) SubscribeWith(ctx context.Context, req *parleyv1.SubscribeRequest, fn func(*parleyv1.SubscribeResponse) error) error {
+	stream, err := c.Subscription.Subscribe(ctx, req)
 	if err != nil {
 		return fmt.Errorf("couldn't subscribe: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/parley-dev/parley/envelope"
@@ -470,6 +471,11 @@ func FuzzParse(f *testing.F) {
 		f.Add(raw)
 		f.Add(append(append([]byte{}, raw...), 0x98, 0x06, 0x01))
 		f.Add(raw[:len(raw)/2])
+		receipt, empty := testStatement(), testStatement()
+		receipt.Body = &parleyv1.Body{Kind: &parleyv1.Body_Receipt{Receipt: &parleyv1.Receipt{}}}
+		empty.Body = &parleyv1.Body{}
+		f.Add(sign(f, k, receipt))
+		f.Add(sign(f, k, empty))
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -505,7 +511,61 @@ func FuzzParse(f *testing.F) {
 		if pl, ok := envelope.PeekPayload(raw); !ok || !bytes.Equal(pl, p.Envelope.Payload) {
 			t.Fatalf("PeekPayload: got %x, %v; Parse read %x", pl, ok, p.Envelope.Payload)
 		}
+		// Parse does not require a body: one without a kind has none to peek.
+		want := bodyKind(p.Statement.GetBody())
+		if k, ok := envelope.PeekKind(raw); k != want || ok != (want != parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED) {
+			t.Fatalf("PeekKind: got %v, %v; Parse read a body of kind %v", k, ok, want)
+		}
 	})
+}
+
+// bodyKind is the EntryKind of a decoded body: the field number of the
+// oneof field it has set.
+func bodyKind(b *parleyv1.Body) parleyv1.EntryKind {
+	fd := b.ProtoReflect().WhichOneof(b.ProtoReflect().Descriptor().Oneofs().ByName("kind"))
+	if fd == nil {
+		return parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED
+	}
+	return parleyv1.EntryKind(fd.Number())
+}
+
+// TestEntryKindsAreBodyFields holds EntryKind to Body's oneof: a value for
+// every kind a body can have, numbered as its field, and no other.
+func TestEntryKindsAreBodyFields(t *testing.T) {
+	fields := (&parleyv1.Body{}).ProtoReflect().Descriptor().Oneofs().ByName("kind").Fields()
+	kinds := parleyv1.EntryKind(0).Descriptor().Values()
+	if kinds.Len() != fields.Len()+1 {
+		t.Fatalf("EntryKind has %d values, want one per Body kind (%d) and UNSPECIFIED", kinds.Len(), fields.Len())
+	}
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		k := kinds.ByNumber(protoreflect.EnumNumber(f.Number()))
+		if k == nil {
+			t.Errorf("Body's %s (field %d) has no EntryKind", f.Name(), f.Number())
+			continue
+		}
+		if want := "ENTRY_KIND_" + strings.ToUpper(string(f.Name())); string(k.Name()) != want {
+			t.Errorf("EntryKind %d is %s, want %s for Body's %s", f.Number(), k.Name(), want, f.Name())
+		}
+	}
+}
+
+func TestPeekKind(t *testing.T) {
+	k := newTestKey(t, keys.Ed25519, 31)
+	st := testStatement()
+	raw := sign(t, k, st)
+	if got, ok := envelope.PeekKind(raw); !ok || got != bodyKind(st.GetBody()) || got == parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED {
+		t.Fatalf("got %v, %v, want the kind of the body signed (%v)", got, ok, bodyKind(st.GetBody()))
+	}
+	st.Body = &parleyv1.Body{Kind: &parleyv1.Body_Receipt{Receipt: &parleyv1.Receipt{}}}
+	if got, ok := envelope.PeekKind(sign(t, k, st)); !ok || got != parleyv1.EntryKind_ENTRY_KIND_RECEIPT {
+		t.Fatalf("got %v, %v for a receipt, want ENTRY_KIND_RECEIPT", got, ok)
+	}
+	for _, bad := range [][]byte{nil, {0x0a}, {0x0a, 0x05, 0x0a}, raw[:len(raw)/3], {0x0a, 0x02, 0x12, 0x00}} {
+		if got, ok := envelope.PeekKind(bad); ok {
+			t.Errorf("PeekKind(%x) = %v, want not ok", bad, got)
+		}
+	}
 }
 
 func TestPeekHeader(t *testing.T) {

@@ -1,6 +1,10 @@
 package envelope
 
-import "google.golang.org/protobuf/encoding/protowire"
+import (
+	"google.golang.org/protobuf/encoding/protowire"
+
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+)
 
 // Header is what PeekHeader reads of a statement's header.
 type Header struct {
@@ -68,6 +72,28 @@ func PeekRawHeader(raw []byte) (RawHeader, bool) {
 		b = b[m:]
 	}
 	return h, true
+}
+
+// PeekKind reads which kind of body the statement an envelope carries has,
+// walking the wire format only, as PeekHeader does: the field number of the
+// body's oneof, which is its EntryKind. It reports false if the envelope has
+// no well-formed body with a field. For an envelope Parse accepts, it
+// returns the kind of the body Parse reads (FuzzParse checks this).
+func PeekKind(raw []byte) (parleyv1.EntryKind, bool) {
+	payload, ok := PeekPayload(raw)
+	if !ok {
+		return parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED, false
+	}
+	body, ok := firstBytes(payload, 2)
+	if !ok || len(body) == 0 {
+		return parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED, false
+	}
+	// A canonical body holds one field, its oneof's.
+	num, typ, n := protowire.ConsumeTag(body)
+	if n < 0 || typ != protowire.BytesType || num > protowire.Number(1<<31-1) {
+		return parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED, false
+	}
+	return parleyv1.EntryKind(num), true
 }
 
 // PeekPayload returns the payload of an envelope (the statement's

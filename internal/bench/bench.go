@@ -835,7 +835,11 @@ func (r *runner) driveExchange(ctx context.Context, name string, n *network, x *
 	}
 	hist, _, counts, mismatches := t.snapshot()
 	x.Latency, x.Mismatches = hist.latency(), mismatches
-	x.Messages = messagesOf(n.order, counts, int(submitted.Load()))
+	heads, headsErr := allHeads(ctx, n)
+	if headsErr != nil {
+		cfg.logf("couldn't count the entries each node holds", "err", headsErr)
+	}
+	x.Messages = messagesOf(n.order, heads, counts, int(submitted.Load()))
 	after, err := n.scrapeAll(ctx)
 	if err = errors.Join(scrapeErr, err); err != nil {
 		cfg.logf("couldn't count the messages between nodes", "err", err)
@@ -845,7 +849,11 @@ func (r *runner) driveExchange(ctx context.Context, name string, n *network, x *
 		x.Messages.DeliveredPerNotification = d.delivered / notes
 	}
 	if x.Available {
-		x.Holding = holding(ctx, n)
+		if headsErr != nil {
+			x.Holding = headsErr.Error()
+		} else {
+			x.Holding = holding(n.order, heads)
+		}
 	}
 	return nil
 }
@@ -869,17 +877,23 @@ func (r *runner) drain(ctx context.Context, name string, t *tracker) (int, float
 	}
 }
 
-// messagesOf turns per-node log counts into costs per notification. notes
-// counts the notifications submitted (warm-up calls included).
-func messagesOf(nodes []string, counts map[string]logCounts, notes int) Messages {
+// messagesOf turns what each node holds (heads: its feed heads, each the
+// number of that sender's entries it holds) and the receipts each received
+// into costs per notification. notes counts the notifications submitted
+// (warm-up calls included).
+func messagesOf(nodes []string, heads map[string]map[string]uint64, counts map[string]logCounts, notes int) Messages {
 	m := Messages{Notifications: notes}
 	if notes == 0 {
 		return m
 	}
-	var entries, foreign int
+	var entries, foreign uint64
 	for _, id := range nodes {
-		entries += counts[id].entries
-		foreign += counts[id].foreign
+		for sender, seq := range heads[id] {
+			entries += seq
+			if sender != id {
+				foreign += seq
+			}
+		}
 	}
 	first := counts[nodes[0]]
 	m.EntriesPerNotification = float64(entries) / float64(notes)
@@ -891,20 +905,26 @@ func messagesOf(nodes []string, counts map[string]logCounts, notes int) Messages
 	return m
 }
 
-// holding checks that every node holds every sender's feed as far as the
-// sender itself does.
-func holding(ctx context.Context, n *network) string {
+// allHeads reads every node's feed heads: node → sender → the highest seq
+// of that sender it holds.
+func allHeads(ctx context.Context, n *network) (map[string]map[string]uint64, error) {
 	heads := map[string]map[string]uint64{}
 	for _, id := range n.order {
 		h, err := feedHeads(ctx, n, id)
 		if err != nil {
-			return err.Error()
+			return nil, err
 		}
 		heads[id] = h
 	}
+	return heads, nil
+}
+
+// holding checks, with every node's feed heads, that every node holds
+// every sender's feed as far as the sender itself does.
+func holding(nodes []string, heads map[string]map[string]uint64) string {
 	var missing []string
-	for _, s := range n.order {
-		for _, id := range n.order {
+	for _, s := range nodes {
+		for _, id := range nodes {
 			if got, want := heads[id][s], heads[s][s]; got < want {
 				missing = append(missing, fmt.Sprintf("%s holds %s up to seq %d of %d", id, s, got, want))
 			}

@@ -87,6 +87,78 @@ func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
 	return file_parley_v1_services_proto_rawDescGZIP(), []int{0}
 }
 
+// EntryKind is the kind of an entry's body: each value is the field number
+// of that kind in Body's oneof.
+type EntryKind int32
+
+const (
+	EntryKind_ENTRY_KIND_UNSPECIFIED           EntryKind = 0
+	EntryKind_ENTRY_KIND_NOTIFICATION          EntryKind = 1
+	EntryKind_ENTRY_KIND_AMENDMENT             EntryKind = 2
+	EntryKind_ENTRY_KIND_CANCELLATION          EntryKind = 3
+	EntryKind_ENTRY_KIND_CALENDAR              EntryKind = 4
+	EntryKind_ENTRY_KIND_INVITATION            EntryKind = 5
+	EntryKind_ENTRY_KIND_CONSULTATION_REQUEST  EntryKind = 6
+	EntryKind_ENTRY_KIND_CONSULTATION_RESPONSE EntryKind = 7
+	EntryKind_ENTRY_KIND_RECEIPT               EntryKind = 8
+	EntryKind_ENTRY_KIND_LAUNCH                EntryKind = 9
+)
+
+// Enum value maps for EntryKind.
+var (
+	EntryKind_name = map[int32]string{
+		0: "ENTRY_KIND_UNSPECIFIED",
+		1: "ENTRY_KIND_NOTIFICATION",
+		2: "ENTRY_KIND_AMENDMENT",
+		3: "ENTRY_KIND_CANCELLATION",
+		4: "ENTRY_KIND_CALENDAR",
+		5: "ENTRY_KIND_INVITATION",
+		6: "ENTRY_KIND_CONSULTATION_REQUEST",
+		7: "ENTRY_KIND_CONSULTATION_RESPONSE",
+		8: "ENTRY_KIND_RECEIPT",
+		9: "ENTRY_KIND_LAUNCH",
+	}
+	EntryKind_value = map[string]int32{
+		"ENTRY_KIND_UNSPECIFIED":           0,
+		"ENTRY_KIND_NOTIFICATION":          1,
+		"ENTRY_KIND_AMENDMENT":             2,
+		"ENTRY_KIND_CANCELLATION":          3,
+		"ENTRY_KIND_CALENDAR":              4,
+		"ENTRY_KIND_INVITATION":            5,
+		"ENTRY_KIND_CONSULTATION_REQUEST":  6,
+		"ENTRY_KIND_CONSULTATION_RESPONSE": 7,
+		"ENTRY_KIND_RECEIPT":               8,
+		"ENTRY_KIND_LAUNCH":                9,
+	}
+)
+
+func (x EntryKind) Enum() *EntryKind {
+	p := new(EntryKind)
+	*p = x
+	return p
+}
+
+func (x EntryKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EntryKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_parley_v1_services_proto_enumTypes[1].Descriptor()
+}
+
+func (EntryKind) Type() protoreflect.EnumType {
+	return &file_parley_v1_services_proto_enumTypes[1]
+}
+
+func (x EntryKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EntryKind.Descriptor instead.
+func (EntryKind) EnumDescriptor() ([]byte, []int) {
+	return file_parley_v1_services_proto_rawDescGZIP(), []int{1}
+}
+
 // LogEntry is one entry of a node's exchange log.
 type LogEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1277,8 +1349,12 @@ type SubscribeRequest struct {
 	FromIndex uint64 `protobuf:"varint,1,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
 	// Also stream findings and evidence.
 	IncludeFindings bool `protobuf:"varint,2,opt,name=include_findings,json=includeFindings,proto3" json:"include_findings,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Only entries whose body is of one of these kinds (empty: every entry).
+	// The node skips the others without sending them; each entry sent still
+	// carries its index in the log. Findings and evidence are not filtered.
+	Kinds         []EntryKind `protobuf:"varint,3,rep,packed,name=kinds,proto3,enum=parley.v1.EntryKind" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -1323,6 +1399,13 @@ func (x *SubscribeRequest) GetIncludeFindings() bool {
 		return x.IncludeFindings
 	}
 	return false
+}
+
+func (x *SubscribeRequest) GetKinds() []EntryKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
 }
 
 // SubscribeResponse is one event of a subscription.
@@ -1731,11 +1814,12 @@ const file_parley_v1_services_proto_rawDesc = "" +
 	"\x1bGetConsistencyProofResponse\x12\x1b\n" +
 	"\tfrom_size\x18\x01 \x01(\x04R\bfromSize\x12\x17\n" +
 	"\ato_size\x18\x02 \x01(\x04R\x06toSize\x12\x16\n" +
-	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"\\\n" +
+	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"\x9d\x01\n" +
 	"\x10SubscribeRequest\x12\x1d\n" +
 	"\n" +
 	"from_index\x18\x01 \x01(\x04R\tfromIndex\x12)\n" +
-	"\x10include_findings\x18\x02 \x01(\bR\x0fincludeFindings\"\xd7\x01\n" +
+	"\x10include_findings\x18\x02 \x01(\bR\x0fincludeFindings\x12?\n" +
+	"\x05kinds\x18\x03 \x03(\x0e2\x14.parley.v1.EntryKindB\x13\xbaH\x10\x92\x01\r\x10\t\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x05kinds\"\xd7\x01\n" +
 	"\x11SubscribeResponse\x12+\n" +
 	"\x05entry\x18\x01 \x01(\v2\x13.parley.v1.LogEntryH\x00R\x05entry\x12.\n" +
 	"\afinding\x18\x02 \x01(\v2\x12.parley.v1.FindingH\x00R\afinding\x121\n" +
@@ -1762,7 +1846,18 @@ const file_parley_v1_services_proto_rawDesc = "" +
 	"\x19DELIVERY_STATUS_DUPLICATE\x10\x02\x12\x17\n" +
 	"\x13DELIVERY_STATUS_GAP\x10\x03\x12\x1c\n" +
 	"\x18DELIVERY_STATUS_REJECTED\x10\x04\x12 \n" +
-	"\x1cDELIVERY_STATUS_EQUIVOCATION\x10\x052\xa9\x01\n" +
+	"\x1cDELIVERY_STATUS_EQUIVOCATION\x10\x05*\xa9\x02\n" +
+	"\tEntryKind\x12\x1a\n" +
+	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ENTRY_KIND_NOTIFICATION\x10\x01\x12\x18\n" +
+	"\x14ENTRY_KIND_AMENDMENT\x10\x02\x12\x1b\n" +
+	"\x17ENTRY_KIND_CANCELLATION\x10\x03\x12\x17\n" +
+	"\x13ENTRY_KIND_CALENDAR\x10\x04\x12\x19\n" +
+	"\x15ENTRY_KIND_INVITATION\x10\x05\x12#\n" +
+	"\x1fENTRY_KIND_CONSULTATION_REQUEST\x10\x06\x12$\n" +
+	" ENTRY_KIND_CONSULTATION_RESPONSE\x10\a\x12\x16\n" +
+	"\x12ENTRY_KIND_RECEIPT\x10\b\x12\x15\n" +
+	"\x11ENTRY_KIND_LAUNCH\x10\t2\xa9\x01\n" +
 	"\x11SubmissionService\x12=\n" +
 	"\x06Submit\x12\x18.parley.v1.SubmitRequest\x1a\x19.parley.v1.SubmitResponse\x12U\n" +
 	"\x0eSubmitEnvelope\x12 .parley.v1.SubmitEnvelopeRequest\x1a!.parley.v1.SubmitEnvelopeResponse2\xe6\x01\n" +
@@ -1795,90 +1890,92 @@ func file_parley_v1_services_proto_rawDescGZIP() []byte {
 	return file_parley_v1_services_proto_rawDescData
 }
 
-var file_parley_v1_services_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_parley_v1_services_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_parley_v1_services_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_parley_v1_services_proto_goTypes = []any{
 	(DeliveryStatus)(0),                 // 0: parley.v1.DeliveryStatus
-	(*LogEntry)(nil),                    // 1: parley.v1.LogEntry
-	(*SubmitRequest)(nil),               // 2: parley.v1.SubmitRequest
-	(*SubmitEnvelopeRequest)(nil),       // 3: parley.v1.SubmitEnvelopeRequest
-	(*SubmitResponse)(nil),              // 4: parley.v1.SubmitResponse
-	(*SubmitEnvelopeResponse)(nil),      // 5: parley.v1.SubmitEnvelopeResponse
-	(*DeliverRequest)(nil),              // 6: parley.v1.DeliverRequest
-	(*DeliverResponse)(nil),             // 7: parley.v1.DeliverResponse
-	(*PullFeedRequest)(nil),             // 8: parley.v1.PullFeedRequest
-	(*PullFeedResponse)(nil),            // 9: parley.v1.PullFeedResponse
-	(*FeedHeadsRequest)(nil),            // 10: parley.v1.FeedHeadsRequest
-	(*FeedHeadsResponse)(nil),           // 11: parley.v1.FeedHeadsResponse
-	(*FeedHead)(nil),                    // 12: parley.v1.FeedHead
-	(*GetCheckpointRequest)(nil),        // 13: parley.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 14: parley.v1.GetCheckpointResponse
-	(*GetEntriesRequest)(nil),           // 15: parley.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 16: parley.v1.GetEntriesResponse
-	(*GetEntryRequest)(nil),             // 17: parley.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 18: parley.v1.GetEntryResponse
-	(*GetInclusionProofRequest)(nil),    // 19: parley.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 20: parley.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 21: parley.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 22: parley.v1.GetConsistencyProofResponse
-	(*SubscribeRequest)(nil),            // 23: parley.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),           // 24: parley.v1.SubscribeResponse
-	(*ListFindingsRequest)(nil),         // 25: parley.v1.ListFindingsRequest
-	(*ListFindingsResponse)(nil),        // 26: parley.v1.ListFindingsResponse
-	(*ListEvidenceRequest)(nil),         // 27: parley.v1.ListEvidenceRequest
-	(*ListEvidenceResponse)(nil),        // 28: parley.v1.ListEvidenceResponse
-	(*Body)(nil),                        // 29: parley.v1.Body
-	(*Finding)(nil),                     // 30: parley.v1.Finding
-	(*Evidence)(nil),                    // 31: parley.v1.Evidence
-	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
+	(EntryKind)(0),                      // 1: parley.v1.EntryKind
+	(*LogEntry)(nil),                    // 2: parley.v1.LogEntry
+	(*SubmitRequest)(nil),               // 3: parley.v1.SubmitRequest
+	(*SubmitEnvelopeRequest)(nil),       // 4: parley.v1.SubmitEnvelopeRequest
+	(*SubmitResponse)(nil),              // 5: parley.v1.SubmitResponse
+	(*SubmitEnvelopeResponse)(nil),      // 6: parley.v1.SubmitEnvelopeResponse
+	(*DeliverRequest)(nil),              // 7: parley.v1.DeliverRequest
+	(*DeliverResponse)(nil),             // 8: parley.v1.DeliverResponse
+	(*PullFeedRequest)(nil),             // 9: parley.v1.PullFeedRequest
+	(*PullFeedResponse)(nil),            // 10: parley.v1.PullFeedResponse
+	(*FeedHeadsRequest)(nil),            // 11: parley.v1.FeedHeadsRequest
+	(*FeedHeadsResponse)(nil),           // 12: parley.v1.FeedHeadsResponse
+	(*FeedHead)(nil),                    // 13: parley.v1.FeedHead
+	(*GetCheckpointRequest)(nil),        // 14: parley.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 15: parley.v1.GetCheckpointResponse
+	(*GetEntriesRequest)(nil),           // 16: parley.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 17: parley.v1.GetEntriesResponse
+	(*GetEntryRequest)(nil),             // 18: parley.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 19: parley.v1.GetEntryResponse
+	(*GetInclusionProofRequest)(nil),    // 20: parley.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 21: parley.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 22: parley.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 23: parley.v1.GetConsistencyProofResponse
+	(*SubscribeRequest)(nil),            // 24: parley.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),           // 25: parley.v1.SubscribeResponse
+	(*ListFindingsRequest)(nil),         // 26: parley.v1.ListFindingsRequest
+	(*ListFindingsResponse)(nil),        // 27: parley.v1.ListFindingsResponse
+	(*ListEvidenceRequest)(nil),         // 28: parley.v1.ListEvidenceRequest
+	(*ListEvidenceResponse)(nil),        // 29: parley.v1.ListEvidenceResponse
+	(*Body)(nil),                        // 30: parley.v1.Body
+	(*Finding)(nil),                     // 31: parley.v1.Finding
+	(*Evidence)(nil),                    // 32: parley.v1.Evidence
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
 }
 var file_parley_v1_services_proto_depIdxs = []int32{
-	29, // 0: parley.v1.SubmitRequest.body:type_name -> parley.v1.Body
-	1,  // 1: parley.v1.SubmitResponse.entry:type_name -> parley.v1.LogEntry
-	1,  // 2: parley.v1.SubmitEnvelopeResponse.entry:type_name -> parley.v1.LogEntry
+	30, // 0: parley.v1.SubmitRequest.body:type_name -> parley.v1.Body
+	2,  // 1: parley.v1.SubmitResponse.entry:type_name -> parley.v1.LogEntry
+	2,  // 2: parley.v1.SubmitEnvelopeResponse.entry:type_name -> parley.v1.LogEntry
 	0,  // 3: parley.v1.DeliverResponse.status:type_name -> parley.v1.DeliveryStatus
-	1,  // 4: parley.v1.PullFeedResponse.entry:type_name -> parley.v1.LogEntry
-	12, // 5: parley.v1.FeedHeadsResponse.heads:type_name -> parley.v1.FeedHead
-	1,  // 6: parley.v1.GetEntriesResponse.entries:type_name -> parley.v1.LogEntry
-	1,  // 7: parley.v1.GetEntryResponse.entry:type_name -> parley.v1.LogEntry
-	1,  // 8: parley.v1.SubscribeResponse.entry:type_name -> parley.v1.LogEntry
-	30, // 9: parley.v1.SubscribeResponse.finding:type_name -> parley.v1.Finding
-	31, // 10: parley.v1.SubscribeResponse.evidence:type_name -> parley.v1.Evidence
-	32, // 11: parley.v1.SubscribeResponse.at:type_name -> google.protobuf.Timestamp
-	32, // 12: parley.v1.ListFindingsRequest.as_of:type_name -> google.protobuf.Timestamp
-	30, // 13: parley.v1.ListFindingsResponse.findings:type_name -> parley.v1.Finding
-	31, // 14: parley.v1.ListEvidenceResponse.evidence:type_name -> parley.v1.Evidence
-	2,  // 15: parley.v1.SubmissionService.Submit:input_type -> parley.v1.SubmitRequest
-	3,  // 16: parley.v1.SubmissionService.SubmitEnvelope:input_type -> parley.v1.SubmitEnvelopeRequest
-	6,  // 17: parley.v1.ExchangeService.Deliver:input_type -> parley.v1.DeliverRequest
-	8,  // 18: parley.v1.ExchangeService.PullFeed:input_type -> parley.v1.PullFeedRequest
-	10, // 19: parley.v1.ExchangeService.FeedHeads:input_type -> parley.v1.FeedHeadsRequest
-	13, // 20: parley.v1.LogService.GetCheckpoint:input_type -> parley.v1.GetCheckpointRequest
-	15, // 21: parley.v1.LogService.GetEntries:input_type -> parley.v1.GetEntriesRequest
-	17, // 22: parley.v1.LogService.GetEntry:input_type -> parley.v1.GetEntryRequest
-	19, // 23: parley.v1.LogService.GetInclusionProof:input_type -> parley.v1.GetInclusionProofRequest
-	21, // 24: parley.v1.LogService.GetConsistencyProof:input_type -> parley.v1.GetConsistencyProofRequest
-	23, // 25: parley.v1.SubscriptionService.Subscribe:input_type -> parley.v1.SubscribeRequest
-	25, // 26: parley.v1.SubscriptionService.ListFindings:input_type -> parley.v1.ListFindingsRequest
-	27, // 27: parley.v1.SubscriptionService.ListEvidence:input_type -> parley.v1.ListEvidenceRequest
-	4,  // 28: parley.v1.SubmissionService.Submit:output_type -> parley.v1.SubmitResponse
-	5,  // 29: parley.v1.SubmissionService.SubmitEnvelope:output_type -> parley.v1.SubmitEnvelopeResponse
-	7,  // 30: parley.v1.ExchangeService.Deliver:output_type -> parley.v1.DeliverResponse
-	9,  // 31: parley.v1.ExchangeService.PullFeed:output_type -> parley.v1.PullFeedResponse
-	11, // 32: parley.v1.ExchangeService.FeedHeads:output_type -> parley.v1.FeedHeadsResponse
-	14, // 33: parley.v1.LogService.GetCheckpoint:output_type -> parley.v1.GetCheckpointResponse
-	16, // 34: parley.v1.LogService.GetEntries:output_type -> parley.v1.GetEntriesResponse
-	18, // 35: parley.v1.LogService.GetEntry:output_type -> parley.v1.GetEntryResponse
-	20, // 36: parley.v1.LogService.GetInclusionProof:output_type -> parley.v1.GetInclusionProofResponse
-	22, // 37: parley.v1.LogService.GetConsistencyProof:output_type -> parley.v1.GetConsistencyProofResponse
-	24, // 38: parley.v1.SubscriptionService.Subscribe:output_type -> parley.v1.SubscribeResponse
-	26, // 39: parley.v1.SubscriptionService.ListFindings:output_type -> parley.v1.ListFindingsResponse
-	28, // 40: parley.v1.SubscriptionService.ListEvidence:output_type -> parley.v1.ListEvidenceResponse
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	2,  // 4: parley.v1.PullFeedResponse.entry:type_name -> parley.v1.LogEntry
+	13, // 5: parley.v1.FeedHeadsResponse.heads:type_name -> parley.v1.FeedHead
+	2,  // 6: parley.v1.GetEntriesResponse.entries:type_name -> parley.v1.LogEntry
+	2,  // 7: parley.v1.GetEntryResponse.entry:type_name -> parley.v1.LogEntry
+	1,  // 8: parley.v1.SubscribeRequest.kinds:type_name -> parley.v1.EntryKind
+	2,  // 9: parley.v1.SubscribeResponse.entry:type_name -> parley.v1.LogEntry
+	31, // 10: parley.v1.SubscribeResponse.finding:type_name -> parley.v1.Finding
+	32, // 11: parley.v1.SubscribeResponse.evidence:type_name -> parley.v1.Evidence
+	33, // 12: parley.v1.SubscribeResponse.at:type_name -> google.protobuf.Timestamp
+	33, // 13: parley.v1.ListFindingsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 14: parley.v1.ListFindingsResponse.findings:type_name -> parley.v1.Finding
+	32, // 15: parley.v1.ListEvidenceResponse.evidence:type_name -> parley.v1.Evidence
+	3,  // 16: parley.v1.SubmissionService.Submit:input_type -> parley.v1.SubmitRequest
+	4,  // 17: parley.v1.SubmissionService.SubmitEnvelope:input_type -> parley.v1.SubmitEnvelopeRequest
+	7,  // 18: parley.v1.ExchangeService.Deliver:input_type -> parley.v1.DeliverRequest
+	9,  // 19: parley.v1.ExchangeService.PullFeed:input_type -> parley.v1.PullFeedRequest
+	11, // 20: parley.v1.ExchangeService.FeedHeads:input_type -> parley.v1.FeedHeadsRequest
+	14, // 21: parley.v1.LogService.GetCheckpoint:input_type -> parley.v1.GetCheckpointRequest
+	16, // 22: parley.v1.LogService.GetEntries:input_type -> parley.v1.GetEntriesRequest
+	18, // 23: parley.v1.LogService.GetEntry:input_type -> parley.v1.GetEntryRequest
+	20, // 24: parley.v1.LogService.GetInclusionProof:input_type -> parley.v1.GetInclusionProofRequest
+	22, // 25: parley.v1.LogService.GetConsistencyProof:input_type -> parley.v1.GetConsistencyProofRequest
+	24, // 26: parley.v1.SubscriptionService.Subscribe:input_type -> parley.v1.SubscribeRequest
+	26, // 27: parley.v1.SubscriptionService.ListFindings:input_type -> parley.v1.ListFindingsRequest
+	28, // 28: parley.v1.SubscriptionService.ListEvidence:input_type -> parley.v1.ListEvidenceRequest
+	5,  // 29: parley.v1.SubmissionService.Submit:output_type -> parley.v1.SubmitResponse
+	6,  // 30: parley.v1.SubmissionService.SubmitEnvelope:output_type -> parley.v1.SubmitEnvelopeResponse
+	8,  // 31: parley.v1.ExchangeService.Deliver:output_type -> parley.v1.DeliverResponse
+	10, // 32: parley.v1.ExchangeService.PullFeed:output_type -> parley.v1.PullFeedResponse
+	12, // 33: parley.v1.ExchangeService.FeedHeads:output_type -> parley.v1.FeedHeadsResponse
+	15, // 34: parley.v1.LogService.GetCheckpoint:output_type -> parley.v1.GetCheckpointResponse
+	17, // 35: parley.v1.LogService.GetEntries:output_type -> parley.v1.GetEntriesResponse
+	19, // 36: parley.v1.LogService.GetEntry:output_type -> parley.v1.GetEntryResponse
+	21, // 37: parley.v1.LogService.GetInclusionProof:output_type -> parley.v1.GetInclusionProofResponse
+	23, // 38: parley.v1.LogService.GetConsistencyProof:output_type -> parley.v1.GetConsistencyProofResponse
+	25, // 39: parley.v1.SubscriptionService.Subscribe:output_type -> parley.v1.SubscribeResponse
+	27, // 40: parley.v1.SubscriptionService.ListFindings:output_type -> parley.v1.ListFindingsResponse
+	29, // 41: parley.v1.SubscriptionService.ListEvidence:output_type -> parley.v1.ListEvidenceResponse
+	29, // [29:42] is the sub-list for method output_type
+	16, // [16:29] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_services_proto_init() }
@@ -1898,7 +1995,7 @@ func file_parley_v1_services_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_services_proto_rawDesc), len(file_parley_v1_services_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   4,
