@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/envelope"
@@ -217,11 +220,28 @@ func (x *exchange) deliverSession(ctx context.Context, d *delivery) (bool, error
 	}
 	inflight := make(chan uint64, x.cfg.Window)
 	sendErr := make(chan error, 1)
+	// The peer's header says whether it takes several envelopes per
+	// request; until it comes, and if it does not say so, one per request.
+	var batch batchLimit
+	headerDone := make(chan struct{})
+	go func() {
+		defer close(headerDone)
+		if md, err := stream.Header(); err == nil {
+			batch.set(md)
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for seq := d.acked + 1; ; seq++ {
+		// A receiver that takes batches says so at once; an older one
+		// sends its header only with its first answer.
+		select {
+		case <-headerDone:
+		case <-time.After(deliverHeaderWait):
+		case <-ctx.Done():
+		}
+		for seq := d.acked + 1; ; {
 			wctx, wcancel := context.WithTimeout(ctx, streamIdle)
 			e, err := x.waitOwn(wctx, seq)
 			wcancel()
@@ -239,24 +259,46 @@ func (x *exchange) deliverSession(ctx context.Context, d *delivery) (bool, error
 				sendErr <- ctx.Err()
 				return
 			}
-			if err := stream.Send(&parleyv1.DeliverRequest{Envelope: e.raw}); err != nil {
+			seq++
+			req := &parleyv1.DeliverRequest{Envelope: e.raw}
+			// Fill the request with what else is durable already, as far
+			// as the peer takes and the window allows, without waiting.
+			count, size := batch.get()
+			for used := wireLen(len(e.raw)); len(req.More)+1 < count; {
+				next, ok, err := x.ownEntry(ctx, seq)
+				if err != nil || !ok || used+wireLen(len(next.raw)) > size || !offer(inflight, seq) {
+					break
+				}
+				used += wireLen(len(next.raw))
+				req.More = append(req.More, next.raw)
+				seq++
+			}
+			if err := stream.Send(req); err != nil {
 				sendErr <- err
 				return
 			}
-			x.stats.delivered.Add(1)
+			x.stats.delivered.Add(uint64(1 + len(req.More)))
+			x.stats.deliverRequests.Add(1)
 		}
 	}()
+	defer func() { <-headerDone }()
 	defer wg.Wait()
 	defer cancel()
 	progressed := false
+	var answers []*parleyv1.DeliverResponse
 	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return progressed, nil
+		if len(answers) == 0 {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return progressed, nil
+			}
+			if err != nil {
+				return progressed, fmt.Errorf("delivery stream to %s ended: %w", p.id, err)
+			}
+			answers = append(append(answers, resp), resp.GetMore()...)
 		}
-		if err != nil {
-			return progressed, fmt.Errorf("delivery stream to %s ended: %w", p.id, err)
-		}
+		resp := answers[0]
+		answers = answers[1:]
 		progressed = true
 		var seq uint64
 		select {
@@ -290,6 +332,60 @@ func (x *exchange) deliverSession(ctx context.Context, d *delivery) (bool, error
 		x.saveCursor(d, false)
 	}
 }
+
+// batchLimit is how many envelopes, and in how many bytes, a peer takes in
+// one Deliver request: one, until its header says more. It is safe for
+// concurrent use.
+type batchLimit struct {
+	mu          sync.Mutex
+	count, size int
+}
+
+// set reads the peer's announcement from its response header.
+func (b *batchLimit) set(md metadata.MD) {
+	count, err1 := strconv.Atoi(lastValue(md, deliverBatchHeader))
+	size, err2 := strconv.Atoi(lastValue(md, deliverBatchBytesHeader))
+	if err1 != nil || err2 != nil || count < 2 || size <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.count, b.size = min(count, deliverBatchMax), size
+	b.mu.Unlock()
+}
+
+// get returns the most envelopes, and their most bytes as wireLen counts
+// them, of one request: 1 and no bound on bytes (a request of one envelope
+// is sent whatever its size) until the peer announced more.
+func (b *batchLimit) get() (count, size int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.count < 2 {
+		return 1, 0
+	}
+	return b.count, b.size
+}
+
+// lastValue is md's last value for key, or "".
+func lastValue(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
+
+// offer sends v on c if c has room, and reports whether it did.
+func offer[T any](c chan<- T, v T) bool {
+	select {
+	case c <- v:
+		return true
+	default:
+		return false
+	}
+}
+
+// wireLen is what an envelope of n bytes adds to a Deliver request: a tag,
+// its length and its bytes.
+func wireLen(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
 
 // ownHead is the seq of the node's last own entry (durable or in flight).
 func (x *exchange) ownHead() uint64 {
@@ -394,11 +490,14 @@ func (n *Node) serveDeliver(stream parleyv1.ExchangeService_DeliverServer) error
 	ctx := stream.Context()
 	id, _ := certs.IdentityFrom(ctx)
 	source := "peer:" + id.String()
-	type answer struct {
-		resp *parleyv1.DeliverResponse
-		done chan struct{}
+	// Announce that requests may carry more envelopes (see deliverBatch).
+	if err := stream.SendHeader(metadata.Pairs(
+		deliverBatchHeader, strconv.Itoa(deliverBatchMax),
+		deliverBatchBytesHeader, strconv.Itoa(max(n.cfg.Limits.MaxRecvMessageBytes-deliverBatchOverhead, 0)),
+	)); err != nil {
+		return err
 	}
-	answers := make(chan *answer, deliverWindow)
+	answers := make(chan *deliverAnswer, deliverWindow)
 	sent := make(chan error, 1)
 	go func() {
 		var err error
@@ -440,30 +539,7 @@ func (n *Node) serveDeliver(stream parleyv1.ExchangeService_DeliverServer) error
 			continue
 		case req = <-reqs:
 		}
-		a := &answer{done: make(chan struct{})}
-		raw := req.GetEnvelope()
-		// The signature is verified before the lock, while other
-		// streams and submissions admit theirs.
-		auth, err := n.authenticateEntry(raw, source)
-		var adm admission
-		if err == nil {
-			n.mu.Lock()
-			adm, err = n.admitAuthenticatedLocked(ctx, auth, raw, source)
-			n.mu.Unlock()
-		}
-		if err != nil {
-			a.resp = deliverResponse(raw, accepted{}, err)
-			close(a.done)
-		} else {
-			go func() {
-				// Once a seq is taken the entry must be logged, whether or
-				// not the peer is still there.
-				res, err := n.finish(context.WithoutCancel(ctx), adm)
-				a.resp = deliverResponse(raw, res, err)
-				close(a.done)
-			}()
-		}
-		answers <- a
+		answers <- n.deliverBatch(ctx, source, req)
 	}
 	close(answers)
 	sendErr := <-sent
@@ -474,6 +550,90 @@ func (n *Node) serveDeliver(stream parleyv1.ExchangeService_DeliverServer) error
 		return grpcstatus.FromContextError(recvErr).Err()
 	}
 	return recvErr
+}
+
+// Batched delivery: a receiver announces, in the Deliver stream's response
+// header, that a request may carry up to deliverBatchMax envelopes (its
+// envelope and more) in up to that many bytes; a sender that sees the
+// header fills requests with the own entries that are durable when it
+// sends, and one that does not (an older node) sends one envelope per
+// request. Each envelope is answered as if it came alone, in one response
+// per request. Under load it cuts the gRPC messages of an entry's delivery
+// (a request, its answer and their frames and TLS records at both ends) by
+// the batch's size.
+const (
+	deliverBatchHeader      = "parley-deliver-batch"
+	deliverBatchBytesHeader = "parley-deliver-batch-bytes"
+	// deliverBatchMax is the most envelopes a request may carry (the
+	// schema allows 1 + 255).
+	deliverBatchMax = 128
+	// deliverHeaderWait is how long a sender waits for the receiver's
+	// header before it sends one envelope per request.
+	deliverHeaderWait = 250 * time.Millisecond
+	// deliverBatchOverhead is what a request's encoding may add to its
+	// envelopes' bytes, beyond their own tags and lengths, which senders
+	// count.
+	deliverBatchOverhead = 1024
+)
+
+// deliverAnswer is the response to one Deliver request, ready once done is
+// closed.
+type deliverAnswer struct {
+	resp *parleyv1.DeliverResponse
+	done chan struct{}
+}
+
+// deliverBatch admits the envelopes of one Deliver request in order and
+// returns their answer, which is ready once every admitted one is durable.
+// Signatures are verified before the node's lock, while other streams and
+// submissions admit theirs, and the envelopes are admitted in one hold of
+// it.
+func (n *Node) deliverBatch(ctx context.Context, source string, req *parleyv1.DeliverRequest) *deliverAnswer {
+	raws := make([][]byte, 0, 1+len(req.GetMore()))
+	raws = append(append(raws, req.GetEnvelope()), req.GetMore()...)
+	auths := make([]*verifier.Authenticated, len(raws))
+	errs := make([]error, len(raws))
+	for i, raw := range raws {
+		auths[i], errs[i] = n.authenticateEntry(raw, source)
+	}
+	adms := make([]admission, len(raws))
+	admitted := false
+	n.mu.Lock()
+	for i, raw := range raws {
+		if errs[i] == nil {
+			adms[i], errs[i] = n.admitAuthenticatedLocked(ctx, auths[i], raw, source)
+			admitted = admitted || errs[i] == nil
+		}
+	}
+	n.mu.Unlock()
+	a := &deliverAnswer{done: make(chan struct{})}
+	answer := func(res []accepted) {
+		resps := make([]*parleyv1.DeliverResponse, len(raws))
+		for i, raw := range raws {
+			resps[i] = deliverResponse(raw, res[i], errs[i])
+		}
+		a.resp = resps[0]
+		if len(resps) > 1 {
+			a.resp.More = resps[1:]
+		}
+		close(a.done)
+	}
+	res := make([]accepted, len(raws))
+	if !admitted {
+		answer(res)
+		return a
+	}
+	go func() {
+		// Once a seq is taken the entry must be logged, whether or not
+		// the peer is still there.
+		for i := range raws {
+			if errs[i] == nil {
+				res[i], errs[i] = n.finish(context.WithoutCancel(ctx), adms[i])
+			}
+		}
+		answer(res)
+	}()
+	return a
 }
 
 // deliverResponse is the answer to one delivered envelope.

@@ -140,8 +140,10 @@ func (c *ExchangeConfig) setDefaults() error {
 // ExchangeStats counts what a node sent to and fetched from its peers since
 // it started.
 type ExchangeStats struct {
-	// Delivered is how many envelopes the node pushed on Deliver streams.
-	Delivered uint64
+	// Delivered is how many envelopes the node pushed on Deliver streams,
+	// in DeliverRequests requests (several envelopes each to a peer that
+	// takes them).
+	Delivered, DeliverRequests uint64
 	// Pulled is how many entries the node received from PullFeed.
 	Pulled uint64
 	// HeadsCalls is how many FeedHeads calls the node made.
@@ -163,6 +165,7 @@ func (n *Node) ExchangeStats() ExchangeStats {
 	s := &n.exch.stats
 	return ExchangeStats{
 		Delivered:           s.delivered.Load(),
+		DeliverRequests:     s.deliverRequests.Load(),
 		Pulled:              s.pulled.Load(),
 		HeadsCalls:          s.heads.Load(),
 		CheckpointCalls:     s.checkpoints.Load(),
@@ -173,7 +176,7 @@ func (n *Node) ExchangeStats() ExchangeStats {
 }
 
 type counters struct {
-	delivered, pulled, heads, checkpoints, verified, receipts, acks atomic.Uint64
+	delivered, deliverRequests, pulled, heads, checkpoints, verified, receipts, acks atomic.Uint64
 }
 
 // exchange is a node's side of the conversation with its peers. Its

@@ -210,6 +210,13 @@ func signAs(t testing.TB, net *localnet.Network, party string, troops uint32) []
 // signBodyAs signs body as party's seq 1, with its signing key.
 func signBodyAs(t testing.TB, net *localnet.Network, party string, body *parleyv1.Body) []byte {
 	t.Helper()
+	return signAtAs(t, net, party, 1, nil, body)
+}
+
+// signAtAs signs body as party's seq, after the entry of digest prev, with
+// party's signing key.
+func signAtAs(t testing.TB, net *localnet.Network, party string, seq uint64, prev []byte, body *parleyv1.Body) []byte {
+	t.Helper()
 	ctx := context.Background()
 	signer, err := keys.LoadSigner(ctx, net.Parties[party].SigningKey, nil)
 	if err != nil {
@@ -218,7 +225,7 @@ func signBodyAs(t testing.TB, net *localnet.Network, party string, body *parleyv
 	pub, _ := signer.PublicKey()
 	keyID, _ := keys.KeyID(pub)
 	st := &parleyv1.Statement{
-		Header: &parleyv1.Header{AgreementId: net.Agreement.Agreement.ID, Sender: party, Seq: 1, IssuedAt: timestamppb.Now()},
+		Header: &parleyv1.Header{AgreementId: net.Agreement.Agreement.ID, Sender: party, Seq: seq, Prev: prev, IssuedAt: timestamppb.Now()},
 		Body:   body,
 	}
 	raw, err := envelope.Sign(ctx, st, signer, keyID)

@@ -41,13 +41,15 @@ type Limits struct {
 	// are not limited. Default 100; negative disables the limit (and the
 	// entry limit below).
 	RatePerParty float64
-	// EntryRatePerParty is how many messages per second, sustained, one
-	// trust domain may stream to the node (entry delivery between nodes):
+	// EntryRatePerParty is how many entries per second, sustained, one
+	// trust domain may stream to the node (entry delivery between nodes;
+	// each streamed message counts one, and a Deliver request one per
+	// envelope it carries):
 	// they wait for it instead of failing, so a flooding peer is slowed
 	// down by flow control. It is separate from RatePerParty because one
 	// notification brings several entries (receipts). Default 5,000.
 	EntryRatePerParty float64
-	// EntryBurstPerParty is how many streamed messages may arrive at once
+	// EntryBurstPerParty is how many streamed entries may arrive at once
 	// above EntryRatePerParty. Default 10,000.
 	EntryBurstPerParty int
 	// BurstPerParty is how many calls a trust domain may make at once above
@@ -193,11 +195,33 @@ type throttledStream struct {
 }
 
 func (s *throttledStream) RecvMsg(m any) error {
-	if err := s.bucket.Wait(s.Context()); err != nil {
+	if err := s.wait(1); err != nil {
+		return err
+	}
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	// A Deliver request may carry more envelopes than its first: each
+	// costs a token too, before the next message is read.
+	if r, ok := m.(interface{ GetMore() [][]byte }); ok {
+		for n := len(r.GetMore()); n > 0; {
+			k := min(n, max(s.bucket.Burst(), 1))
+			if err := s.wait(k); err != nil {
+				return err
+			}
+			n -= k
+		}
+	}
+	return nil
+}
+
+// wait waits for n tokens (at most the bucket's burst).
+func (s *throttledStream) wait(n int) error {
+	if err := s.bucket.WaitN(s.Context(), n); err != nil {
 		if cerr := s.Context().Err(); cerr != nil {
 			return status.FromContextError(cerr).Err()
 		}
 		return status.Errorf(codes.ResourceExhausted, "couldn't wait for the rate limit: %v", err)
 	}
-	return s.ServerStream.RecvMsg(m)
+	return nil
 }

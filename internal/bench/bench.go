@@ -350,7 +350,8 @@ type Messages struct {
 	// PeerMessagesPerNotification is the gRPC messages between nodes
 	// (each direction counted: deliveries and their answers, pulls,
 	// feed-head and checkpoint calls), from the nodes' metrics, and
-	// DeliveredPerNotification the entries pushed on Deliver streams.
+	// DeliveredPerNotification the requests on Deliver streams, each
+	// pushing one entry or several.
 	PeerMessagesPerNotification float64 `json:"peer_messages_per_notification"`
 	DeliveredPerNotification    float64 `json:"delivered_per_notification"`
 }

@@ -22,7 +22,8 @@ import (
 // entry deliveries, pulls, feed-head and checkpoint calls).
 type peerMessages struct {
 	received, sent float64
-	// delivered is the Deliver stream messages received: entries pushed.
+	// delivered is the Deliver stream messages received: requests, each
+	// pushing one entry or (to a node that takes batches) several.
 	delivered float64
 }
 

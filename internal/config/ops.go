@@ -42,8 +42,9 @@ type Limits struct {
 	// limit.
 	RatePerParty float64 `yaml:"rate_per_party,omitempty"`
 	// EntryRatePerParty is how many entries per second, sustained, one
-	// trust domain's nodes may stream to this node (delivery); above it
-	// they wait, slowed down by flow control. Default 5000.
+	// trust domain's nodes may stream to this node (delivery: a request
+	// carrying several entries counts each); above it they wait, slowed
+	// down by flow control. Default 5000.
 	EntryRatePerParty float64 `yaml:"entry_rate_per_party,omitempty"`
 	// EntryBurstPerParty is how many streamed entries may arrive at once
 	// above the entry rate. Default 10000.

@@ -447,7 +447,13 @@ func (x *SubmitEnvelopeResponse) GetDuplicate() bool {
 type DeliverRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The serialized Envelope.
-	Envelope      []byte `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Envelope []byte `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// More serialized Envelopes, delivered after envelope in this order, each
+	// as if it came in a request of its own. Only to a receiver that
+	// announced, in the stream's response header parley-deliver-batch, that
+	// it takes up to that many envelopes in one request: a receiver that did
+	// not would ignore them.
+	More          [][]byte `protobuf:"bytes,2,rep,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -489,7 +495,15 @@ func (x *DeliverRequest) GetEnvelope() []byte {
 	return nil
 }
 
-// DeliverResponse answers one DeliverRequest, in order.
+func (x *DeliverRequest) GetMore() [][]byte {
+	if x != nil {
+		return x.More
+	}
+	return nil
+}
+
+// DeliverResponse answers one DeliverRequest, in order: its fields answer
+// the request's envelope, and more the request's more, one by one.
 type DeliverResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// SHA-256 of the delivered envelope.
@@ -499,7 +513,10 @@ type DeliverResponse struct {
 	// For GAP: the seq the receiver expects next from that sender.
 	ExpectedSeq uint64 `protobuf:"varint,3,opt,name=expected_seq,json=expectedSeq,proto3" json:"expected_seq,omitempty"`
 	// Human-readable reason for REJECTED.
-	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The answers to the request's more envelopes, in their order (each with
+	// no more of its own).
+	More          []*DeliverResponse `protobuf:"bytes,5,rep,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,6 +577,13 @@ func (x *DeliverResponse) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *DeliverResponse) GetMore() []*DeliverResponse {
+	if x != nil {
+		return x.More
+	}
+	return nil
 }
 
 // PullFeedRequest asks for a sender's feed.
@@ -1764,14 +1788,16 @@ const file_parley_v1_services_proto_rawDesc = "" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"a\n" +
 	"\x16SubmitEnvelopeResponse\x12)\n" +
 	"\x05entry\x18\x01 \x01(\v2\x13.parley.v1.LogEntryR\x05entry\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"9\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"b\n" +
 	"\x0eDeliverRequest\x12'\n" +
-	"\benvelope\x18\x01 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80\x04R\benvelope\"\x97\x01\n" +
+	"\benvelope\x18\x01 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80\x04R\benvelope\x12'\n" +
+	"\x04more\x18\x02 \x03(\fB\x13\xbaH\x10\x92\x01\r\x10\xff\x01\"\bz\x06\x10\x01\x18\x80\x80\x04R\x04more\"\xc7\x01\n" +
 	"\x0fDeliverResponse\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\fR\x06digest\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.parley.v1.DeliveryStatusR\x06status\x12!\n" +
 	"\fexpected_seq\x18\x03 \x01(\x04R\vexpectedSeq\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x82\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12.\n" +
+	"\x04more\x18\x05 \x03(\v2\x1a.parley.v1.DeliverResponseR\x04more\"\x82\x01\n" +
 	"\x0fPullFeedRequest\x125\n" +
 	"\x06sender\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{0,62}$R\x06sender\x12\"\n" +
 	"\bfrom_seq\x18\x02 \x01(\x04B\a\xbaH\x042\x02(\x01R\afromSeq\x12\x14\n" +
@@ -1933,49 +1959,50 @@ var file_parley_v1_services_proto_depIdxs = []int32{
 	2,  // 1: parley.v1.SubmitResponse.entry:type_name -> parley.v1.LogEntry
 	2,  // 2: parley.v1.SubmitEnvelopeResponse.entry:type_name -> parley.v1.LogEntry
 	0,  // 3: parley.v1.DeliverResponse.status:type_name -> parley.v1.DeliveryStatus
-	2,  // 4: parley.v1.PullFeedResponse.entry:type_name -> parley.v1.LogEntry
-	13, // 5: parley.v1.FeedHeadsResponse.heads:type_name -> parley.v1.FeedHead
-	2,  // 6: parley.v1.GetEntriesResponse.entries:type_name -> parley.v1.LogEntry
-	2,  // 7: parley.v1.GetEntryResponse.entry:type_name -> parley.v1.LogEntry
-	1,  // 8: parley.v1.SubscribeRequest.kinds:type_name -> parley.v1.EntryKind
-	2,  // 9: parley.v1.SubscribeResponse.entry:type_name -> parley.v1.LogEntry
-	31, // 10: parley.v1.SubscribeResponse.finding:type_name -> parley.v1.Finding
-	32, // 11: parley.v1.SubscribeResponse.evidence:type_name -> parley.v1.Evidence
-	33, // 12: parley.v1.SubscribeResponse.at:type_name -> google.protobuf.Timestamp
-	33, // 13: parley.v1.ListFindingsRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 14: parley.v1.ListFindingsResponse.findings:type_name -> parley.v1.Finding
-	32, // 15: parley.v1.ListEvidenceResponse.evidence:type_name -> parley.v1.Evidence
-	3,  // 16: parley.v1.SubmissionService.Submit:input_type -> parley.v1.SubmitRequest
-	4,  // 17: parley.v1.SubmissionService.SubmitEnvelope:input_type -> parley.v1.SubmitEnvelopeRequest
-	7,  // 18: parley.v1.ExchangeService.Deliver:input_type -> parley.v1.DeliverRequest
-	9,  // 19: parley.v1.ExchangeService.PullFeed:input_type -> parley.v1.PullFeedRequest
-	11, // 20: parley.v1.ExchangeService.FeedHeads:input_type -> parley.v1.FeedHeadsRequest
-	14, // 21: parley.v1.LogService.GetCheckpoint:input_type -> parley.v1.GetCheckpointRequest
-	16, // 22: parley.v1.LogService.GetEntries:input_type -> parley.v1.GetEntriesRequest
-	18, // 23: parley.v1.LogService.GetEntry:input_type -> parley.v1.GetEntryRequest
-	20, // 24: parley.v1.LogService.GetInclusionProof:input_type -> parley.v1.GetInclusionProofRequest
-	22, // 25: parley.v1.LogService.GetConsistencyProof:input_type -> parley.v1.GetConsistencyProofRequest
-	24, // 26: parley.v1.SubscriptionService.Subscribe:input_type -> parley.v1.SubscribeRequest
-	26, // 27: parley.v1.SubscriptionService.ListFindings:input_type -> parley.v1.ListFindingsRequest
-	28, // 28: parley.v1.SubscriptionService.ListEvidence:input_type -> parley.v1.ListEvidenceRequest
-	5,  // 29: parley.v1.SubmissionService.Submit:output_type -> parley.v1.SubmitResponse
-	6,  // 30: parley.v1.SubmissionService.SubmitEnvelope:output_type -> parley.v1.SubmitEnvelopeResponse
-	8,  // 31: parley.v1.ExchangeService.Deliver:output_type -> parley.v1.DeliverResponse
-	10, // 32: parley.v1.ExchangeService.PullFeed:output_type -> parley.v1.PullFeedResponse
-	12, // 33: parley.v1.ExchangeService.FeedHeads:output_type -> parley.v1.FeedHeadsResponse
-	15, // 34: parley.v1.LogService.GetCheckpoint:output_type -> parley.v1.GetCheckpointResponse
-	17, // 35: parley.v1.LogService.GetEntries:output_type -> parley.v1.GetEntriesResponse
-	19, // 36: parley.v1.LogService.GetEntry:output_type -> parley.v1.GetEntryResponse
-	21, // 37: parley.v1.LogService.GetInclusionProof:output_type -> parley.v1.GetInclusionProofResponse
-	23, // 38: parley.v1.LogService.GetConsistencyProof:output_type -> parley.v1.GetConsistencyProofResponse
-	25, // 39: parley.v1.SubscriptionService.Subscribe:output_type -> parley.v1.SubscribeResponse
-	27, // 40: parley.v1.SubscriptionService.ListFindings:output_type -> parley.v1.ListFindingsResponse
-	29, // 41: parley.v1.SubscriptionService.ListEvidence:output_type -> parley.v1.ListEvidenceResponse
-	29, // [29:42] is the sub-list for method output_type
-	16, // [16:29] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 4: parley.v1.DeliverResponse.more:type_name -> parley.v1.DeliverResponse
+	2,  // 5: parley.v1.PullFeedResponse.entry:type_name -> parley.v1.LogEntry
+	13, // 6: parley.v1.FeedHeadsResponse.heads:type_name -> parley.v1.FeedHead
+	2,  // 7: parley.v1.GetEntriesResponse.entries:type_name -> parley.v1.LogEntry
+	2,  // 8: parley.v1.GetEntryResponse.entry:type_name -> parley.v1.LogEntry
+	1,  // 9: parley.v1.SubscribeRequest.kinds:type_name -> parley.v1.EntryKind
+	2,  // 10: parley.v1.SubscribeResponse.entry:type_name -> parley.v1.LogEntry
+	31, // 11: parley.v1.SubscribeResponse.finding:type_name -> parley.v1.Finding
+	32, // 12: parley.v1.SubscribeResponse.evidence:type_name -> parley.v1.Evidence
+	33, // 13: parley.v1.SubscribeResponse.at:type_name -> google.protobuf.Timestamp
+	33, // 14: parley.v1.ListFindingsRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 15: parley.v1.ListFindingsResponse.findings:type_name -> parley.v1.Finding
+	32, // 16: parley.v1.ListEvidenceResponse.evidence:type_name -> parley.v1.Evidence
+	3,  // 17: parley.v1.SubmissionService.Submit:input_type -> parley.v1.SubmitRequest
+	4,  // 18: parley.v1.SubmissionService.SubmitEnvelope:input_type -> parley.v1.SubmitEnvelopeRequest
+	7,  // 19: parley.v1.ExchangeService.Deliver:input_type -> parley.v1.DeliverRequest
+	9,  // 20: parley.v1.ExchangeService.PullFeed:input_type -> parley.v1.PullFeedRequest
+	11, // 21: parley.v1.ExchangeService.FeedHeads:input_type -> parley.v1.FeedHeadsRequest
+	14, // 22: parley.v1.LogService.GetCheckpoint:input_type -> parley.v1.GetCheckpointRequest
+	16, // 23: parley.v1.LogService.GetEntries:input_type -> parley.v1.GetEntriesRequest
+	18, // 24: parley.v1.LogService.GetEntry:input_type -> parley.v1.GetEntryRequest
+	20, // 25: parley.v1.LogService.GetInclusionProof:input_type -> parley.v1.GetInclusionProofRequest
+	22, // 26: parley.v1.LogService.GetConsistencyProof:input_type -> parley.v1.GetConsistencyProofRequest
+	24, // 27: parley.v1.SubscriptionService.Subscribe:input_type -> parley.v1.SubscribeRequest
+	26, // 28: parley.v1.SubscriptionService.ListFindings:input_type -> parley.v1.ListFindingsRequest
+	28, // 29: parley.v1.SubscriptionService.ListEvidence:input_type -> parley.v1.ListEvidenceRequest
+	5,  // 30: parley.v1.SubmissionService.Submit:output_type -> parley.v1.SubmitResponse
+	6,  // 31: parley.v1.SubmissionService.SubmitEnvelope:output_type -> parley.v1.SubmitEnvelopeResponse
+	8,  // 32: parley.v1.ExchangeService.Deliver:output_type -> parley.v1.DeliverResponse
+	10, // 33: parley.v1.ExchangeService.PullFeed:output_type -> parley.v1.PullFeedResponse
+	12, // 34: parley.v1.ExchangeService.FeedHeads:output_type -> parley.v1.FeedHeadsResponse
+	15, // 35: parley.v1.LogService.GetCheckpoint:output_type -> parley.v1.GetCheckpointResponse
+	17, // 36: parley.v1.LogService.GetEntries:output_type -> parley.v1.GetEntriesResponse
+	19, // 37: parley.v1.LogService.GetEntry:output_type -> parley.v1.GetEntryResponse
+	21, // 38: parley.v1.LogService.GetInclusionProof:output_type -> parley.v1.GetInclusionProofResponse
+	23, // 39: parley.v1.LogService.GetConsistencyProof:output_type -> parley.v1.GetConsistencyProofResponse
+	25, // 40: parley.v1.SubscriptionService.Subscribe:output_type -> parley.v1.SubscribeResponse
+	27, // 41: parley.v1.SubscriptionService.ListFindings:output_type -> parley.v1.ListFindingsResponse
+	29, // 42: parley.v1.SubscriptionService.ListEvidence:output_type -> parley.v1.ListEvidenceResponse
+	30, // [30:43] is the sub-list for method output_type
+	17, // [17:30] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_services_proto_init() }
