@@ -53,6 +53,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now. Tests inject their own.
 	Now func() time.Time
+	// Evaluating, if set, is called before the agreed rules are evaluated
+	// over the first entries entries of the log (a ListFindings, a
+	// subscriber's or a metrics scrape's evaluation, one at a time), and
+	// the function it returns once the evaluation is over. An evaluation
+	// holds what the rules read of every entry, about 350 bytes each:
+	// parley node raises its soft memory limit by that much meanwhile,
+	// since above the limit the collector would run without pause. Optional.
+	Evaluating func(entries uint64) (done func())
 	// Exchange configures how the node delivers to, pulls from and checks
 	// its peers. Optional: see ExchangeConfig for defaults.
 	Exchange ExchangeConfig

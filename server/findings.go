@@ -145,6 +145,11 @@ func (n *Node) countFindings(ctx context.Context) error {
 // findings for the caller to set). It counts the evaluation's time in the
 // node's metrics.
 func (n *Node) evaluate(ctx context.Context, size uint64, now time.Time, judge func(*rules.Log)) (findingsCache, error) {
+	if f := n.cfg.Evaluating; f != nil {
+		if done := f(size); done != nil {
+			defer done()
+		}
+	}
 	start := time.Now()
 	lg, err := n.ruleLog(ctx, size)
 	if err != nil {
@@ -163,8 +168,13 @@ func (n *Node) ruleLog(ctx context.Context, size uint64) (*rules.Log, error) {
 	// rules read of each once; compacted, a notification or receipt keeps
 	// only that, and its statement is garbage at once.
 	lg := n.engine.NewLog(int(min(size, 1<<24)))
-	err := n.scanStatements(ctx, 0, size, func(e rules.Entry) error {
-		lg.Add(rules.Compact(e))
+	var r statementReader
+	err := n.scanEntries(ctx, 0, size, func(i uint64, raw []byte) error {
+		e, err := r.compact(raw)
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", i, err)
+		}
+		lg.Add(e)
 		return nil
 	})
 	return lg, err
@@ -244,6 +254,18 @@ var errBeyondLog = errors.New("beyond the log")
 // receipt recovery reads them too; the findings evaluation compacts them
 // itself.
 func (n *Node) scanStatements(ctx context.Context, from, to uint64, fn func(rules.Entry) error) error {
+	return n.scanEntries(ctx, from, to, func(i uint64, raw []byte) error {
+		e, err := decodeStatement(raw)
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", i, err)
+		}
+		return fn(e)
+	})
+}
+
+// scanEntries calls fn with the index and bytes of every log entry in
+// [from, to), in log order.
+func (n *Node) scanEntries(ctx context.Context, from, to uint64, fn func(uint64, []byte) error) error {
 	for start := from; start < to; start += ruleReadBatch {
 		count := int(min(ruleReadBatch, to-start))
 		raws, err := n.tlog.Entries(ctx, start, count)
@@ -251,16 +273,28 @@ func (n *Node) scanStatements(ctx context.Context, from, to uint64, fn func(rule
 			return fmt.Errorf("couldn't read log entries from %d: %w", start, err)
 		}
 		for i, raw := range raws {
-			e, err := decodeStatement(raw)
-			if err != nil {
-				return fmt.Errorf("log entry %d: %w", start+uint64(i), err)
-			}
-			if err := fn(e); err != nil {
+			if err := fn(start+uint64(i), raw); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// compact decodes a logged envelope for the rules engine, compacted
+// (rules.Compact): notifications and receipts through r, anything else in
+// full.
+func (r *statementReader) compact(raw []byte) (rules.Entry, error) {
+	if payload, ok := envelope.PeekPayload(raw); ok {
+		if st, ok := r.read(payload); ok {
+			return rules.Compact(rules.Entry{Sender: st.GetHeader().GetSender(), Seq: st.GetHeader().GetSeq(), Digest: sha256.Sum256(raw), Statement: st}), nil
+		}
+	}
+	e, err := decodeStatement(raw)
+	if err != nil {
+		return rules.Entry{}, err
+	}
+	return rules.Compact(e), nil
 }
 
 // decodeStatement decodes a logged envelope for the rules engine, without

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +14,9 @@ import (
 
 	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/internal/localnet"
+	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/server"
 )
 
 // TestListFindingsPages lists findings page by page over gRPC: the pages
@@ -272,4 +276,47 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestEvaluatingHook has a node report its evaluations of the rules to
+// Config.Evaluating, as parley node uses it to raise its soft memory limit
+// meanwhile: each ListFindings over a log of n entries calls it with n,
+// and calls what it returned before answering.
+func TestEvaluatingHook(t *testing.T) {
+	net := bareNetwork(t)
+	var (
+		mu          sync.Mutex
+		sizes       []uint64
+		begun, done int
+	)
+	startNode(t, net, "alpha", func(c *server.Config) {
+		c.Exchange.PeerAddresses = map[string]string{"bravo": "127.0.0.1:1", "charlie": "127.0.0.1:1"}
+		c.Evaluating = func(entries uint64) func() {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes, begun = append(sizes, entries), begun+1
+			return func() {
+				mu.Lock()
+				defer mu.Unlock()
+				done++
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	op := localnettest.Operator(t, net, "alpha")
+	for i := range 3 {
+		if _, err := op.Notify(ctx, notification(9000+uint32(i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := op.FindingsAsOf(ctx, "", "", time.Now().Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		got, b, d := slices.Clone(sizes), begun, done
+		mu.Unlock()
+		if b != i+1 || d != b || got[i] != uint64(i+1) {
+			t.Fatalf("after ListFindings over %d entries: evaluations reported %v, %d begun and %d done; want one more, over %d entries, done", i+1, got, b, d, i+1)
+		}
+	}
 }

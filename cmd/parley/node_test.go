@@ -32,7 +32,10 @@ func TestTuneGC(t *testing.T) {
 			t.Setenv("GOMEMLIMIT", tc.gomemlimit)
 			debug.SetGCPercent(envPercent)
 			debug.SetMemoryLimit(envLimit)
-			tuneGC(log, nodeGCPercent, nodeMemoryLimit)
+			own := tuneGC(log, nodeGCPercent, nodeMemoryLimit)
+			if want := tc.gomemlimit == "" && tc.gogc == ""; own != want {
+				t.Errorf("tuneGC reported setting the limit %v, want %v", own, want)
+			}
 			if got := debug.SetGCPercent(100); got != tc.wantPercent {
 				t.Errorf("GC percent %d, want %d", got, tc.wantPercent)
 			}
@@ -41,6 +44,25 @@ func TestTuneGC(t *testing.T) {
 			}
 		})
 	}
+	t.Run("evaluation", func(t *testing.T) {
+		debug.SetMemoryLimit(nodeMemoryLimit)
+		debug.SetGCPercent(nodeGCPercent)
+		done := evaluationGC(1_000_000)
+		if got, want := debug.SetMemoryLimit(-1), int64(nodeMemoryLimit+1_000_000*evaluationBytes); got != want {
+			t.Errorf("memory limit %d during an evaluation of a million entries, want %d", got, want)
+		}
+		if got := debug.SetGCPercent(evaluationGCPercent); got != evaluationGCPercent {
+			t.Errorf("GC percent %d during an evaluation, want %d", got, evaluationGCPercent)
+		}
+		done()
+		if got := debug.SetMemoryLimit(-1); got != nodeMemoryLimit {
+			t.Errorf("memory limit %d after the evaluation, want %d", got, nodeMemoryLimit)
+		}
+		if got := debug.SetGCPercent(100); got != nodeGCPercent {
+			t.Errorf("GC percent %d after the evaluation, want %d", got, nodeGCPercent)
+		}
+		debug.SetMemoryLimit(envLimit)
+	})
 	t.Run("mediator", func(t *testing.T) {
 		t.Setenv("GOGC", "")
 		t.Setenv("GOMEMLIMIT", "")
