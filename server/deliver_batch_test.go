@@ -198,7 +198,8 @@ func TestDeliveryToAnOlderPeer(t *testing.T) {
 	older := &olderPeer{}
 	srv := grpc.NewServer(grpc.Creds(certs.ServerCredentials(cfg.TLS)))
 	parleyv1.RegisterExchangeServiceServer(srv, older)
-	go func() { _ = srv.Serve(reservedListener(t, net, "bravo")) }()
+	l := reservedListener(t, net, "bravo")
+	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
 	startNode(t, net, "alpha", func(c *server.Config) {
 		c.Exchange.PeerAddresses = map[string]string{"bravo": net.Parties["bravo"].Address, "charlie": "127.0.0.1:1"}
