@@ -568,8 +568,11 @@ const (
 	// schema allows 1 + 255).
 	deliverBatchMax = 128
 	// deliverHeaderWait is how long a sender waits for the receiver's
-	// header before it sends one envelope per request.
-	deliverHeaderWait = 250 * time.Millisecond
+	// header, on a new stream, before it sends one envelope per request:
+	// a receiver that takes batches sends it at once, and an older one,
+	// which sends it only with its first answer, costs this once per
+	// stream (streams stay open while entries flow).
+	deliverHeaderWait = time.Second
 	// deliverBatchOverhead is what a request's encoding may add to its
 	// envelopes' bytes, beyond their own tags and lengths, which senders
 	// count.
