@@ -46,19 +46,19 @@ type statementReader struct {
 // a receipt of the expected shape.
 func (r *statementReader) read(payload []byte) (*parleyv1.Statement, bool) {
 	r.st.Reset()
-	r.header.Reset()
-	r.body.Reset()
 	var header, body []byte
-	ok := fields(payload, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+	var f fieldReader
+	if !fields(payload, func(num protowire.Number, typ protowire.Type, v []byte) (ok bool) {
 		switch num {
 		case 1:
-			return once(&header, typ, v)
+			header, ok = f.message(num, typ, v)
 		case 2:
-			return once(&body, typ, v)
+			body, ok = f.message(num, typ, v)
+		default:
+			ok = true
 		}
-		return true
-	})
-	if !ok || body == nil {
+		return ok
+	}) || body == nil {
 		return nil, false
 	}
 	if header != nil {
@@ -71,16 +71,15 @@ func (r *statementReader) read(payload []byte) (*parleyv1.Statement, bool) {
 	if !ok {
 		return nil, false
 	}
+	r.body.Reset()
 	switch kind {
 	case 1:
-		r.notification.Reset()
 		if !r.readNotification(value) {
 			return nil, false
 		}
 		r.note.Notification = &r.notification
 		r.body.Kind = &r.note
 	case 8:
-		r.receipt.Reset()
 		if !r.readReceipt(value) {
 			return nil, false
 		}
@@ -94,154 +93,101 @@ func (r *statementReader) read(payload []byte) (*parleyv1.Statement, bool) {
 }
 
 func (r *statementReader) readHeader(b []byte) bool {
-	var sender, issued []byte
-	var seq uint64
-	seen := 0
-	ok := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+	h := &r.header
+	h.Reset()
+	var f fieldReader
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (ok bool) {
 		switch num {
 		case 2:
-			return once(&sender, typ, v) && utf8.Valid(sender)
+			h.Sender, ok = f.text(num, typ, v)
 		case 3:
-			if typ != protowire.VarintType || seen&1 != 0 {
-				return false
-			}
-			seen |= 1
-			seq, _ = protowire.ConsumeVarint(v)
+			h.Seq, ok = f.varint(num, typ, v)
 		case 5:
-			return once(&issued, typ, v)
+			h.IssuedAt, ok = f.timestamp(num, typ, v, &r.issued)
+		default:
+			ok = true
 		}
-		return true
+		return ok
 	})
-	if !ok {
-		return false
-	}
-	r.header.Sender, r.header.Seq = string(sender), seq
-	if issued != nil {
-		if !readTimestamp(&r.issued, issued) {
-			return false
-		}
-		r.header.IssuedAt = &r.issued
-	}
-	return true
 }
 
 func (r *statementReader) readNotification(b []byte) bool {
 	n := &r.notification
-	var designation, host, start, end, area, forces []byte
-	seen := 0
-	ok := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+	n.Reset()
+	var f fieldReader
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (ok bool) {
+		var (
+			x   uint64
+			msg []byte
+		)
 		switch num {
 		case 1:
-			return once(&designation, typ, v) && utf8.Valid(designation)
+			n.Designation, ok = f.text(num, typ, v)
 		case 2:
-			if typ != protowire.VarintType || seen&1 != 0 {
-				return false
-			}
-			seen |= 1
-			t, _ := protowire.ConsumeVarint(v)
-			n.Type = parleyv1.ActivityType(int32(t))
+			x, ok = f.varint(num, typ, v)
+			n.Type = parleyv1.ActivityType(int32(x))
 		case 5:
-			return once(&host, typ, v) && utf8.Valid(host)
+			n.HostState, ok = f.text(num, typ, v)
 		case 7:
-			return once(&start, typ, v)
+			n.Start, ok = f.timestamp(num, typ, v, &r.start)
 		case 8:
-			return once(&end, typ, v)
+			n.End, ok = f.timestamp(num, typ, v, &r.end)
 		case 9:
-			return once(&area, typ, v)
+			msg, ok = f.message(num, typ, v)
+			n.Area = &r.area
+			return ok && r.readArea(msg)
 		case 10:
-			return once(&forces, typ, v)
+			msg, ok = f.message(num, typ, v)
+			n.Forces = &r.forces
+			return ok && r.readForces(msg)
 		case 13:
-			if typ != protowire.VarintType || seen&2 != 0 {
-				return false
-			}
-			seen |= 2
-			a, _ := protowire.ConsumeVarint(v)
-			n.Alert = protowire.DecodeBool(a)
+			x, ok = f.varint(num, typ, v)
+			n.Alert = x != 0
+		default:
+			ok = true
 		}
-		return true
+		return ok
 	})
-	if !ok {
-		return false
-	}
-	n.Designation, n.HostState = string(designation), string(host)
-	if start != nil {
-		if !readTimestamp(&r.start, start) {
-			return false
-		}
-		n.Start = &r.start
-	}
-	if end != nil {
-		if !readTimestamp(&r.end, end) {
-			return false
-		}
-		n.End = &r.end
-	}
-	if area != nil {
-		r.area.Reset()
-		r.area.PlaceNames = r.names[:0]
-		if !fields(area, func(num protowire.Number, typ protowire.Type, v []byte) bool {
-			if num != 1 {
-				return true
-			}
-			if typ != protowire.BytesType {
-				return false
-			}
-			name, _ := protowire.ConsumeBytes(v)
-			if !utf8.Valid(name) {
-				return false
-			}
-			r.area.PlaceNames = append(r.area.PlaceNames, string(name))
+}
+
+// readArea reads the place names of an area.
+func (r *statementReader) readArea(b []byte) bool {
+	r.area.Reset()
+	names := r.names[:0]
+	ok := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+		if num != 1 {
 			return true
-		}) {
-			return false
 		}
-		r.names = r.area.PlaceNames
-		n.Area = &r.area
+		name, ok := text(typ, v)
+		names = append(names, name)
+		return ok
+	})
+	r.names = names
+	if len(names) > 0 {
+		r.area.PlaceNames = names
 	}
-	if forces != nil {
-		r.forces.Reset()
-		set := [10]bool{}
-		if !fields(forces, func(num protowire.Number, typ protowire.Type, v []byte) bool {
-			if num < 1 || num > 9 {
-				return true
-			}
-			if typ != protowire.VarintType || set[num] {
-				return false
-			}
-			set[num] = true
-			x, _ := protowire.ConsumeVarint(v)
-			f, u := &r.forces, uint32(x)
-			switch num {
-			case 1:
-				f.Troops = u
-			case 2:
-				f.BattleTanks = u
-			case 3:
-				f.Acvs = u
-			case 4:
-				f.Artillery = u
-			case 5:
-				f.AtgmLaunchers = u
-			case 6:
-				f.CombatHelicopters = u
-			case 7:
-				f.FixedWingSorties = u
-			case 8:
-				f.AirborneTroops = u
-			case 9:
-				f.AmphibiousTroops = u
-			}
+	return ok
+}
+
+// readForces reads the numbers of a Forces message.
+func (r *statementReader) readForces(b []byte) bool {
+	fo := &r.forces
+	fo.Reset()
+	dst := [...]*uint32{1: &fo.Troops, 2: &fo.BattleTanks, 3: &fo.Acvs, 4: &fo.Artillery, 5: &fo.AtgmLaunchers,
+		6: &fo.CombatHelicopters, 7: &fo.FixedWingSorties, 8: &fo.AirborneTroops, 9: &fo.AmphibiousTroops}
+	var f fieldReader
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+		if num < 1 || int(num) >= len(dst) {
 			return true
-		}) {
-			return false
 		}
-		n.Forces = &r.forces
-	}
-	return true
+		x, ok := f.varint(num, typ, v)
+		*dst[num] = uint32(x)
+		return ok
+	})
 }
 
 func (r *statementReader) readReceipt(b []byte) bool {
-	r.acks = r.acks[:0]
+	r.receipt.Reset()
 	var raws [][]byte
 	if !fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
 		if num != 1 {
@@ -260,36 +206,27 @@ func (r *statementReader) readReceipt(b []byte) bool {
 		r.ackPool = make([]parleyv1.Acknowledgement, len(raws))
 		r.ackTimes = make([]timestamppb.Timestamp, len(raws))
 	}
+	r.acks = r.acks[:0]
 	for i, raw := range raws {
 		a := &r.ackPool[i]
 		a.Reset()
-		var sender, digest, received []byte
-		seen := false
-		if !fields(raw, func(num protowire.Number, typ protowire.Type, v []byte) bool {
+		var f fieldReader
+		if !fields(raw, func(num protowire.Number, typ protowire.Type, v []byte) (ok bool) {
 			switch num {
 			case 1:
-				return once(&sender, typ, v) && utf8.Valid(sender)
+				a.Sender, ok = f.text(num, typ, v)
 			case 2:
-				if typ != protowire.VarintType || seen {
-					return false
-				}
-				seen = true
-				a.Seq, _ = protowire.ConsumeVarint(v)
+				a.Seq, ok = f.varint(num, typ, v)
 			case 3:
-				return once(&digest, typ, v)
+				a.Digest, ok = f.message(num, typ, v)
 			case 4:
-				return once(&received, typ, v)
+				a.ReceivedAt, ok = f.timestamp(num, typ, v, &r.ackTimes[i])
+			default:
+				ok = true
 			}
-			return true
+			return ok
 		}) {
 			return false
-		}
-		a.Sender, a.Digest = string(sender), digest
-		if received != nil {
-			if !readTimestamp(&r.ackTimes[i], received) {
-				return false
-			}
-			a.ReceivedAt = &r.ackTimes[i]
 		}
 		r.acks = append(r.acks, a)
 	}
@@ -299,26 +236,88 @@ func (r *statementReader) readReceipt(b []byte) bool {
 	return true
 }
 
-// readTimestamp decodes a google.protobuf.Timestamp into ts.
-func readTimestamp(ts *timestamppb.Timestamp, b []byte) bool {
+// fieldReader reads the fields of one message that statementReader
+// decodes, refusing a field given twice (which proto would merge or
+// replace) and a field of a wire type other than its own. Fields are
+// numbered below 64.
+type fieldReader struct{ seen uint64 }
+
+// first reports whether field num is read for the first time.
+func (f *fieldReader) first(num protowire.Number) bool {
+	bit := uint64(1) << num
+	if f.seen&bit != 0 {
+		return false
+	}
+	f.seen |= bit
+	return true
+}
+
+// varint reads a varint field.
+func (f *fieldReader) varint(num protowire.Number, typ protowire.Type, v []byte) (uint64, bool) {
+	if typ != protowire.VarintType || !f.first(num) {
+		return 0, false
+	}
+	x, _ := protowire.ConsumeVarint(v)
+	return x, true
+}
+
+// message reads a length-delimited field (a message or bytes): its value
+// aliases v.
+func (f *fieldReader) message(num protowire.Number, typ protowire.Type, v []byte) ([]byte, bool) {
+	if typ != protowire.BytesType || !f.first(num) {
+		return nil, false
+	}
+	b, _ := protowire.ConsumeBytes(v)
+	if b == nil {
+		b = []byte{} // present, if empty
+	}
+	return b, true
+}
+
+// text reads a string field (a copy).
+func (f *fieldReader) text(num protowire.Number, typ protowire.Type, v []byte) (string, bool) {
+	if !f.first(num) {
+		return "", false
+	}
+	return text(typ, v)
+}
+
+// timestamp reads a google.protobuf.Timestamp field into ts and returns
+// ts.
+func (f *fieldReader) timestamp(num protowire.Number, typ protowire.Type, v []byte, ts *timestamppb.Timestamp) (*timestamppb.Timestamp, bool) {
+	b, ok := f.message(num, typ, v)
+	if !ok {
+		return nil, false
+	}
 	ts.Reset()
-	seen := 0
-	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte) bool {
-		if num != 1 && num != 2 {
-			return true
-		}
-		if typ != protowire.VarintType || seen&int(num) != 0 {
-			return false
-		}
-		seen |= int(num)
-		x, _ := protowire.ConsumeVarint(v)
-		if num == 1 {
+	var g fieldReader
+	return ts, fields(b, func(num protowire.Number, typ protowire.Type, v []byte) (ok bool) {
+		var x uint64
+		switch num {
+		case 1:
+			x, ok = g.varint(num, typ, v)
 			ts.Seconds = int64(x)
-		} else {
+		case 2:
+			x, ok = g.varint(num, typ, v)
 			ts.Nanos = int32(x)
+		default:
+			ok = true
 		}
-		return true
+		return ok
 	})
+}
+
+// text reads the value of a string field, refusing one that is not UTF-8
+// (as proto.Unmarshal does).
+func text(typ protowire.Type, v []byte) (string, bool) {
+	if typ != protowire.BytesType {
+		return "", false
+	}
+	b, _ := protowire.ConsumeBytes(v)
+	if !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b), true
 }
 
 // fields calls fn with each field of the message b: its number, wire type
@@ -340,21 +339,6 @@ func fields(b []byte, fn func(protowire.Number, protowire.Type, []byte) bool) bo
 		}
 		b = b[m:]
 	}
-	return true
-}
-
-// once sets *dst to the bytes of a length-delimited value v, reporting
-// false if it is of another wire type or *dst was set before (a field
-// given twice, which proto would merge or replace).
-func once(dst *[]byte, typ protowire.Type, v []byte) bool {
-	if typ != protowire.BytesType || *dst != nil {
-		return false
-	}
-	b, _ := protowire.ConsumeBytes(v)
-	if b == nil {
-		b = []byte{}
-	}
-	*dst = b
 	return true
 }
 
