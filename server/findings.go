@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -170,11 +169,11 @@ func (n *Node) ruleLog(ctx context.Context, size uint64) (*rules.Log, error) {
 	lg := n.engine.NewLog(int(min(size, 1<<24)))
 	var r statementReader
 	err := n.scanEntries(ctx, 0, size, func(i uint64, raw []byte) error {
-		e, err := r.compact(raw)
+		e, err := decodeStatement(raw, &r)
 		if err != nil {
 			return fmt.Errorf("log entry %d: %w", i, err)
 		}
-		lg.Add(e)
+		lg.Add(rules.Compact(e))
 		return nil
 	})
 	return lg, err
@@ -229,10 +228,13 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 	// page) is kept apart, so that neither displaces the other: when
 	// background evaluations displaced it, every later page of a list
 	// over a growing log evaluated the log again.
-	// The list's counts are kept with it, for metrics scrapes.
-	c.counts = findingCounts{}
-	for _, f := range c.out {
-		c.counts.add(f)
+	// The list's counts are kept with it, for metrics scrapes (which read
+	// the evaluation of the log as it is, never a page token's).
+	if upTo == nil {
+		c.counts = findingCounts{}
+		for _, f := range c.out {
+			c.counts.add(f)
+		}
 	}
 	n.cacheMu.Lock()
 	if upTo == nil {
@@ -255,7 +257,7 @@ var errBeyondLog = errors.New("beyond the log")
 // itself.
 func (n *Node) scanStatements(ctx context.Context, from, to uint64, fn func(rules.Entry) error) error {
 	return n.scanEntries(ctx, from, to, func(i uint64, raw []byte) error {
-		e, err := decodeStatement(raw)
+		e, err := decodeStatement(raw, nil)
 		if err != nil {
 			return fmt.Errorf("log entry %d: %w", i, err)
 		}
@@ -281,34 +283,26 @@ func (n *Node) scanEntries(ctx context.Context, from, to uint64, fn func(uint64,
 	return nil
 }
 
-// compact decodes a logged envelope for the rules engine, compacted
-// (rules.Compact): notifications and receipts through r, anything else in
-// full.
-func (r *statementReader) compact(raw []byte) (rules.Entry, error) {
-	if payload, ok := envelope.PeekPayload(raw); ok {
-		if st, ok := r.read(payload); ok {
-			return rules.Compact(rules.Entry{Sender: st.GetHeader().GetSender(), Seq: st.GetHeader().GetSeq(), Digest: sha256.Sum256(raw), Statement: st}), nil
-		}
-	}
-	e, err := decodeStatement(raw)
-	if err != nil {
-		return rules.Entry{}, err
-	}
-	return rules.Compact(e), nil
-}
-
 // decodeStatement decodes a logged envelope for the rules engine, without
 // the checks the node made when it accepted it: only the statement is
-// decoded, found by walking the envelope's wire format.
-func decodeStatement(raw []byte) (rules.Entry, error) {
+// decoded, found by walking the envelope's wire format. With a reader,
+// notifications and receipts are read into its messages (valid until its
+// next read), anything else in full.
+func decodeStatement(raw []byte, r *statementReader) (rules.Entry, error) {
 	payload, ok := envelope.PeekPayload(raw)
 	if !ok {
 		return rules.Entry{}, errors.New("logged envelope has no well-formed payload")
 	}
-	st := new(parleyv1.Statement)
-	if err := proto.Unmarshal(payload, st); err != nil {
-		return rules.Entry{}, fmt.Errorf("logged statement does not decode: %w", err)
+	var st *parleyv1.Statement
+	if r != nil {
+		st, _ = r.read(payload)
+	}
+	if st == nil {
+		st = new(parleyv1.Statement)
+		if err := proto.Unmarshal(payload, st); err != nil {
+			return rules.Entry{}, fmt.Errorf("logged statement does not decode: %w", err)
+		}
 	}
 	h := st.GetHeader()
-	return rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: sha256.Sum256(raw), Statement: st}, nil
+	return rules.Entry{Sender: h.GetSender(), Seq: h.GetSeq(), Digest: envelope.Digest(raw), Statement: st}, nil
 }
