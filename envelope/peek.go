@@ -90,7 +90,7 @@ func PeekKind(raw []byte) (parleyv1.EntryKind, bool) {
 	}
 	// A canonical body holds one field, its oneof's.
 	num, typ, n := protowire.ConsumeTag(body)
-	if n < 0 || typ != protowire.BytesType || num > protowire.Number(1<<31-1) {
+	if n < 0 || typ != protowire.BytesType {
 		return parleyv1.EntryKind_ENTRY_KIND_UNSPECIFIED, false
 	}
 	return parleyv1.EntryKind(num), true
