@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"testing"
 
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 )
@@ -25,10 +26,25 @@ func (n *Node) Evidence(ctx context.Context) ([]*parleyv1.Evidence, error) {
 func (n *Node) HeldFindings() int {
 	n.cacheMu.Lock()
 	defer n.cacheMu.Unlock()
-	if n.findingsCache.out == nil {
+	if n.findingsCache.list == nil {
 		return -1
 	}
-	return len(n.findingsCache.out)
+	return n.findingsCache.list.Len()
+}
+
+// SpillFindingsAfter makes the nodes made until the test ends hold at most
+// n findings of a list in memory, and spill longer lists to files.
+func SpillFindingsAfter(t testing.TB, n int) {
+	old := spillRunSet.Swap(int64(n))
+	t.Cleanup(func() { spillRunSet.Store(old) })
+}
+
+// FindingsSpilled reports whether the list of findings the node keeps from
+// its last evaluation of the log as it is, is held in a file.
+func (n *Node) FindingsSpilled() bool {
+	n.cacheMu.Lock()
+	defer n.cacheMu.Unlock()
+	return n.findingsCache.list != nil && n.findingsCache.list.spilled()
 }
 
 // MaxConflictFetches is how many answers without a conflicting entry a

@@ -41,21 +41,21 @@ const (
 )
 
 // findingsCache is an evaluation kept: the list of findings, or for a
-// metrics scrape's only their counts (out nil).
+// metrics scrape's only their counts (list nil).
 type findingsCache struct {
 	size   uint64    // log entries it judged
 	at     time.Time // when deadlines were judged
 	done   time.Time // when it finished
 	took   time.Duration
-	out    []*parleyv1.Finding
-	counts findingCounts // of out, or of the findings not kept
+	list   *findingsList // nil for a metrics scrape's
+	counts findingCounts // of list, or of the findings not kept
 }
 
 // findings evaluates the agreed rules over the log for a background
 // consumer: it may return the last evaluation if it is recent enough.
-func (n *Node) findings(ctx context.Context) ([]*parleyv1.Finding, error) {
-	if out, fresh := n.lastFindings(); fresh {
-		return out, nil
+func (n *Node) findings(ctx context.Context) (*findingsList, error) {
+	if l, fresh := n.lastFindings(); fresh {
+		return l, nil
 	}
 	return n.findingsAt(ctx, n.cfg.Now().Truncate(time.Second))
 }
@@ -63,11 +63,11 @@ func (n *Node) findings(ctx context.Context) ([]*parleyv1.Finding, error) {
 // lastFindings returns the findings of the last evaluation (nil before the
 // first) without waiting for one in progress, and whether background
 // consumers may still use them (see reusable).
-func (n *Node) lastFindings() (out []*parleyv1.Finding, fresh bool) {
+func (n *Node) lastFindings() (l *findingsList, fresh bool) {
 	n.cacheMu.Lock()
 	c := n.findingsCache
 	n.cacheMu.Unlock()
-	return c.out, c.out != nil && reusable(c.done, c.took)
+	return c.list, c.list != nil && reusable(c.done, c.took)
 }
 
 // reusable reports whether background consumers may still use an
@@ -182,16 +182,17 @@ func (n *Node) ruleLog(ctx context.Context, size uint64) (*rules.Log, error) {
 // findingsAt evaluates the rules over every entry of the log, with
 // deadlines judged at now. Findings are a function of the entries and now,
 // so the last evaluation is reused while neither changed.
-func (n *Node) findingsAt(ctx context.Context, now time.Time) ([]*parleyv1.Finding, error) {
-	out, _, err := n.findingsOver(ctx, now, nil)
-	return out, err
+func (n *Node) findingsAt(ctx context.Context, now time.Time) (*findingsList, error) {
+	l, _, err := n.findingsOver(ctx, now, nil)
+	return l, err
 }
 
 // findingsOver is findingsAt over the first *upTo entries of the log, or
 // over all of them if upTo is nil; it also returns how many entries it
 // judged. The last evaluation of the log as it is and the last for a
-// page token are kept for reuse.
-func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([]*parleyv1.Finding, uint64, error) {
+// page token are kept for reuse. A long list is kept in a file
+// (findingsList).
+func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) (*findingsList, uint64, error) {
 	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
 	defer n.findingsMu.Unlock()
 	durable, err := n.tlog.DurableSize(ctx)
@@ -209,33 +210,38 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 	kept := [2]findingsCache{n.findingsCache, n.pagesCache}
 	n.cacheMu.Unlock()
 	for _, c := range kept {
-		if c.out != nil && c.size == size && c.at.Equal(now) {
-			return c.out, size, nil
+		if c.list != nil && c.size == size && c.at.Equal(now) {
+			return c.list, size, nil
 		}
 	}
-	out := []*parleyv1.Finding{}
+	// The list's counts are kept with it, for metrics scrapes (which read
+	// the evaluation of the log as it is, never a page token's).
+	var counts findingCounts
+	if upTo == nil {
+		counts = findingCounts{}
+	}
+	b := newListBuilder(n.spillDir, n.spillRun)
 	c, err := n.evaluate(ctx, size, now, func(lg *rules.Log) {
-		if fs := lg.Evaluate(now); fs != nil {
-			out = fs
-		}
+		lg.EvaluateEach(now, func(f *parleyv1.Finding) {
+			b.add(f)
+			if counts != nil {
+				counts.add(f)
+			}
+		})
 	})
 	if err != nil {
+		b.close()
 		return nil, 0, err
 	}
-	c.out = out
+	if c.list, err = b.finish(); err != nil {
+		return nil, 0, err
+	}
+	c.counts = counts
 	// An evaluation of the log as it is is the one background consumers
 	// reuse; one for a page token (the entries and time of a list's first
 	// page) is kept apart, so that neither displaces the other: when
 	// background evaluations displaced it, every later page of a list
 	// over a growing log evaluated the log again.
-	// The list's counts are kept with it, for metrics scrapes (which read
-	// the evaluation of the log as it is, never a page token's).
-	if upTo == nil {
-		c.counts = findingCounts{}
-		for _, f := range c.out {
-			c.counts.add(f)
-		}
-	}
 	n.cacheMu.Lock()
 	if upTo == nil {
 		n.findingsCache = c
@@ -243,7 +249,7 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) ([
 		n.pagesCache = c
 	}
 	n.cacheMu.Unlock()
-	return c.out, size, nil
+	return c.list, size, nil
 }
 
 // errBeyondLog is wrapped by findingsOver's error for more entries than the

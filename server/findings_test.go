@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -22,8 +23,18 @@ import (
 // TestListFindingsPages lists findings page by page over gRPC: the pages
 // together are the whole list, in its order, even when entries arrive
 // between them; the client gathers every page; a page token refuses
-// another list, and a forged one is refused.
+// another list, and a forged one is refused. It does so with the lists
+// held in memory, and spilled to files in runs of 2 findings merged.
 func TestListFindingsPages(t *testing.T) {
+	for _, spill := range []int{0, 2} {
+		t.Run(fmt.Sprintf("spill=%d", spill), func(t *testing.T) { listFindingsPages(t, spill) })
+	}
+}
+
+func listFindingsPages(t *testing.T, spill int) {
+	if spill > 0 {
+		server.SpillFindingsAfter(t, spill)
+	}
 	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}})
 	ctx := context.Background()
 	alpha := operator(t, run, "alpha")
@@ -41,6 +52,9 @@ func TestListFindingsPages(t *testing.T) {
 	}
 	if len(whole.GetFindings()) != 7 || whole.GetNextPageToken() != "" {
 		t.Fatalf("one page: got %d findings, next page %q; want the 7 late notifications and no next page", len(whole.GetFindings()), whole.GetNextPageToken())
+	}
+	if got := run.Nodes["alpha"].FindingsSpilled(); got != (spill > 0) {
+		t.Fatalf("list spilled: %v, want %v", got, spill > 0)
 	}
 
 	// Pages of a filtered list skip what the filter does not match: the
@@ -186,8 +200,18 @@ func TestListFindingsPages(t *testing.T) {
 // TestSubscribeFindings follows a node's findings over a Subscribe stream
 // with include_findings, over gRPC and mutual TLS: every finding comes
 // once, those of entries made while the stream is open come too, and none
-// comes again when the node hands the subscriber the same list.
+// comes again when the node hands the subscriber the same list; with the
+// lists held in memory, and spilled to files.
 func TestSubscribeFindings(t *testing.T) {
+	for _, spill := range []int{0, 2} {
+		t.Run(fmt.Sprintf("spill=%d", spill), func(t *testing.T) { subscribeFindings(t, spill) })
+	}
+}
+
+func subscribeFindings(t *testing.T, spill int) {
+	if spill > 0 {
+		server.SpillFindingsAfter(t, spill)
+	}
 	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

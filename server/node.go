@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -75,6 +76,10 @@ type Node struct {
 	countsCache findingsCache
 	// refreshing is set while a scrape's background evaluation runs.
 	refreshing atomic.Bool
+	// spillDir holds the files of long lists of findings, and spillRun
+	// is how many findings a list holds in memory (findlist.go).
+	spillDir string
+	spillRun int
 }
 
 type feedKey struct {
@@ -166,6 +171,18 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		_ = n.tlog.Close()
 		return nil, fmt.Errorf("couldn't open the state store: %w", err)
+	}
+	// Lists of findings are unlinked as they are made; anything found here
+	// was left by a crash between creating and unlinking one.
+	n.spillDir = filepath.Join(cfg.DataDir, "findings")
+	n.spillRun = cmp.Or(int(spillRunSet.Load()), spillRun)
+	if err := os.RemoveAll(n.spillDir); err != nil {
+		_ = n.Close()
+		return nil, fmt.Errorf("couldn't clear the directory of spilled findings: %w", err)
+	}
+	if err := os.MkdirAll(n.spillDir, 0o700); err != nil {
+		_ = n.Close()
+		return nil, fmt.Errorf("couldn't create the directory of spilled findings: %w", err)
 	}
 	if err := n.reconcile(ctx); err != nil {
 		_ = n.Close()

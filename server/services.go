@@ -317,7 +317,7 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 		// through it again, encoding and hashing every finding, sends
 		// nothing new; for millions of findings it cost seconds of CPU a
 		// second per subscriber.
-		lastFindings []*parleyv1.Finding
+		lastFindings *findingsList
 	)
 	kinds := kindSetOf(req.GetKinds())
 	poll := time.NewTicker(s.n.cfg.CheckpointInterval)
@@ -362,27 +362,35 @@ func (s *subscriptionService) Subscribe(req *parleyv1.SubscribeRequest, stream p
 			}
 			// Rule evaluation covers the whole log: at most once a
 			// second per subscriber, however fast entries arrive.
-			var fs []*parleyv1.Finding
+			var fs *findingsList
 			if time.Since(lastEval) >= time.Second {
 				var err error
 				if fs, err = s.n.findings(ctx); err != nil {
 					return s.n.statusOf(ctx, err)
 				}
 				lastEval = time.Now()
-				if sameList(fs, lastFindings) {
+				if fs == lastFindings {
 					fs = nil
 				} else {
 					lastFindings = fs
 				}
 			}
-			for _, f := range fs {
-				key := sha256.Sum256(append([]byte("f"), mustMarshal(f)...))
-				if sent[key] {
-					continue
+			if fs != nil {
+				var sendErr error
+				err := fs.each(0, func(_ int, f *parleyv1.Finding) bool {
+					key := sha256.Sum256(append([]byte("f"), mustMarshal(f)...))
+					if sent[key] {
+						return true
+					}
+					sent[key] = true
+					sendErr = stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Finding{Finding: f}, At: timestamppb.Now()})
+					return sendErr == nil
+				})
+				if sendErr != nil {
+					return sendErr
 				}
-				sent[key] = true
-				if err := stream.Send(&parleyv1.SubscribeResponse{Kind: &parleyv1.SubscribeResponse_Finding{Finding: f}, At: timestamppb.Now()}); err != nil {
-					return err
+				if err != nil {
+					return s.n.statusOf(ctx, err)
 				}
 			}
 		}
@@ -432,24 +440,21 @@ func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.Li
 	// quadratic: over ten minutes, mostly copying and collecting garbage.)
 	page := cmp.Or(int(req.GetPageSize()), defaultFindingsPage)
 	resp := &parleyv1.ListFindingsResponse{}
-	for i := min(offset, uint64(len(fs))); i < uint64(len(fs)); i++ {
-		f := fs[i]
+	err = fs.each(int(min(offset, uint64(fs.Len()))), func(i int, f *parleyv1.Finding) bool {
 		if (req.GetParty() != "" && f.GetParty() != req.GetParty()) || (req.GetRule() != "" && f.GetRule() != req.GetRule()) {
-			continue
+			return true
 		}
 		if len(resp.Findings) == page {
-			resp.NextPageToken = findingsToken{at: at.UnixNano(), size: size, offset: i, query: findingsQuery(req)}.String()
-			break
+			resp.NextPageToken = findingsToken{at: at.UnixNano(), size: size, offset: uint64(i), query: findingsQuery(req)}.String()
+			return false
 		}
 		resp.Findings = append(resp.Findings, f)
+		return true
+	})
+	if err != nil {
+		return nil, s.n.statusOf(ctx, err)
 	}
 	return resp, nil
-}
-
-// sameList reports whether a and b are the same list: the same elements of
-// the same backing array, not merely equal ones.
-func sameList(a, b []*parleyv1.Finding) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // defaultFindingsPage is how many findings ListFindings returns at most

@@ -92,7 +92,7 @@ func TestLog(t *testing.T) {
 		t.Errorf("Len() = %d, want %d", lg.Len(), len(entries))
 	}
 	got := lg.Evaluate(now)
-	if len(want) == 0 || !slices.EqualFunc(got, want, func(a, b *parleyv1.Finding) bool { return compareFindings(a, b) == 0 }) {
+	if len(want) == 0 || !slices.EqualFunc(got, want, func(a, b *parleyv1.Finding) bool { return CompareFindings(a, b) == 0 }) {
 		t.Errorf("a Log gave %d findings, Evaluate %d (or they differ)", len(got), len(want))
 	}
 	for name, f := range map[string]func(){
@@ -159,8 +159,8 @@ func TestEvaluateEach(t *testing.T) {
 		}
 		var got []*parleyv1.Finding
 		lg.EvaluateEach(now, func(f *parleyv1.Finding) { got = append(got, f) })
-		slices.SortFunc(got, compareFindings)
-		if len(want) == 0 || !slices.EqualFunc(got, want, func(a, b *parleyv1.Finding) bool { return compareFindings(a, b) == 0 }) {
+		slices.SortFunc(got, CompareFindings)
+		if len(want) == 0 || !slices.EqualFunc(got, want, func(a, b *parleyv1.Finding) bool { return CompareFindings(a, b) == 0 }) {
 			t.Errorf("%s: EvaluateEach gave %d findings, Evaluate %d (or they differ)", set, len(got), len(want))
 		}
 	}

@@ -186,7 +186,7 @@ func TestSorted(t *testing.T) {
 	e := newEngine(t, agreement.Rules{})
 	entries, now := randomLog(t, 3, 300)
 	fs := e.Evaluate(entries, now)
-	if !slices.IsSortedFunc(fs, compareFindings) {
+	if !slices.IsSortedFunc(fs, CompareFindings) {
 		t.Errorf("findings not sorted")
 	}
 	for _, f := range fs {

@@ -391,11 +391,16 @@ func (c *collector) add(f finding) {
 
 // sorted returns the findings in their total, deterministic order.
 func (c *collector) sorted() []*parleyv1.Finding {
-	slices.SortFunc(c.list, compareFindings)
+	slices.SortFunc(c.list, CompareFindings)
 	return c.list
 }
 
-func compareFindings(a, b *parleyv1.Finding) int {
+// CompareFindings is the order of the findings [Engine.Evaluate] returns:
+// by rule, party, the entries concerned (sender, seq, digest), the time,
+// the severity and then the texts. It is total over distinct findings: a
+// caller that gathers findings from [Log.EvaluateEach] and sorts them
+// with it, in any number of parts merged, has Evaluate's list.
+func CompareFindings(a, b *parleyv1.Finding) int {
 	if c := cmp.Compare(a.Rule, b.Rule); c != 0 {
 		return c
 	}

@@ -1,0 +1,182 @@
+package server
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
+	"github.com/parley-dev/parley/verifier/rules"
+)
+
+// randomFindings returns n findings drawn from a small space, so that the
+// order decides on every field in turn and some findings are equal.
+func randomFindings(rng *rand.Rand, n int) []*parleyv1.Finding {
+	rulesOf := []string{rules.RuleLead, rules.RuleNear, rules.RuleReceipt}
+	parties := []string{"alpha", "bravo", "charlie"}
+	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	out := make([]*parleyv1.Finding, n)
+	for i := range out {
+		f := &parleyv1.Finding{
+			Rule:     rulesOf[rng.IntN(len(rulesOf))],
+			Severity: parleyv1.Severity(1 + rng.IntN(3)),
+			Party:    parties[rng.IntN(len(parties))],
+			Required: fmt.Sprintf("required %d", rng.IntN(3)),
+			Seen:     fmt.Sprintf("seen %d", rng.IntN(3)),
+			Summary:  strings.Repeat("s", rng.IntN(3)),
+			At:       timestamppb.New(base.Add(time.Duration(rng.IntN(4)) * time.Second)),
+		}
+		for range rng.IntN(3) {
+			d := make([]byte, 32)
+			d[0] = byte(rng.IntN(2))
+			f.Entries = append(f.Entries, &parleyv1.EntryRef{Sender: parties[rng.IntN(len(parties))], Seq: uint64(rng.IntN(5)), Digest: d})
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// TestListBuilder builds lists of findings, short ones in memory and long
+// ones spilled in sorted runs and merged, and reads them from every kind of
+// position: each is the findings sorted by rules.CompareFindings, and no
+// file is left in the directory.
+func TestListBuilder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		n, run int
+		spill  bool
+	}{
+		{n: 0, run: 4},
+		{n: 3, run: 4},
+		{n: 4, run: 4, spill: true}, // one full run
+		{n: 5, run: 4, spill: true},
+		{n: 1000, run: 1, spill: true}, // a run per finding
+		{n: 1000, run: 7, spill: true},
+		{n: 3*listMark + 1, run: 100, spill: true},
+		{n: 1000, run: 1000, spill: true},
+		{n: 999, run: 1000},
+	} {
+		t.Run(fmt.Sprintf("n=%d,run=%d", tc.n, tc.run), func(t *testing.T) {
+			dir := t.TempDir()
+			in := randomFindings(rng, tc.n)
+			want := make([]*parleyv1.Finding, len(in))
+			for i, f := range in {
+				want[i] = proto.Clone(f).(*parleyv1.Finding)
+			}
+			slices.SortStableFunc(want, rules.CompareFindings)
+
+			b := newListBuilder(dir, tc.run)
+			for _, f := range in {
+				b.add(f)
+			}
+			l, err := b.finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.spilled() != tc.spill || l.Len() != tc.n {
+				t.Fatalf("spilled %v with %d findings, want %v with %d", l.spilled(), l.Len(), tc.spill, tc.n)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Fatalf("%d files left in the directory, want none (unlinked)", len(left))
+			}
+			got, err := l.all()
+			if err != nil {
+				t.Fatal(err)
+			}
+			same(t, got, want, 0)
+			for _, from := range []int{1, listMark - 1, listMark, listMark + 1, 2*listMark + 5, tc.n - 1, tc.n, tc.n + 1} {
+				if from < 0 {
+					continue
+				}
+				var part []*parleyv1.Finding
+				stopAt := 3
+				if err := l.each(from, func(i int, f *parleyv1.Finding) bool {
+					if i != from+len(part) {
+						t.Fatalf("from %d: finding at position %d, want %d", from, i, from+len(part))
+					}
+					part = append(part, f)
+					return len(part) < stopAt
+				}); err != nil {
+					t.Fatal(err)
+				}
+				same(t, part, want[min(from, tc.n):min(from+stopAt, tc.n)], from)
+			}
+		})
+	}
+}
+
+// same fails unless got and want hold equal findings in the same order;
+// from is where they start in the list, for the message.
+func same(t *testing.T, got, want []*parleyv1.Finding, from int) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("from %d: %d findings, want %d", from, len(got), len(want))
+	}
+	for i := range got {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("from %d, finding %d:\n got %v\nwant %v", from, from+i, got[i], want[i])
+		}
+	}
+}
+
+// TestSpilledListDamaged reads a spilled list whose file was damaged: the
+// reader reports which finding it could not read, instead of a short or
+// wrong list.
+func TestSpilledListDamaged(t *testing.T) {
+	b := newListBuilder(t.TempDir(), 10)
+	for _, f := range randomFindings(rand.New(rand.NewPCG(3, 4)), 50) {
+		b.add(f)
+	}
+	l, err := b.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A length prefix beyond any finding, at finding 0.
+	if _, err := l.file.WriteAt([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = l.each(0, func(int, *parleyv1.Finding) bool { return true })
+	if err == nil || !strings.Contains(err.Error(), "finding 0 of 50") {
+		t.Fatalf("got %v, want an error naming finding 0 of 50", err)
+	}
+}
+
+// TestListBuilderFails: a directory that cannot hold the runs fails the
+// list with the reason, once the findings no longer fit in memory.
+func TestListBuilderFails(t *testing.T) {
+	b := newListBuilder(t.TempDir()+"/absent", 2)
+	for _, f := range randomFindings(rand.New(rand.NewPCG(5, 6)), 5) {
+		b.add(f)
+	}
+	if _, err := b.finish(); err == nil || !strings.Contains(err.Error(), "couldn't create a file for a long list of findings") {
+		t.Fatalf("got %v, want the run's file refused", err)
+	}
+}
+
+// BenchmarkSpilledList builds and reads a spilled list of 200,000
+// findings, for the bytes held and the time per finding.
+func BenchmarkSpilledList(b *testing.B) {
+	in := randomFindings(rand.New(rand.NewPCG(7, 8)), 200_000)
+	dir := b.TempDir()
+	b.ReportAllocs()
+	for b.Loop() {
+		lb := newListBuilder(dir, spillRun)
+		for _, f := range in {
+			lb.add(f)
+		}
+		l, err := lb.finish()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.each(0, func(int, *parleyv1.Finding) bool { return true }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
