@@ -39,12 +39,17 @@ func SpillFindingsAfter(t testing.TB, n int) {
 	t.Cleanup(func() { spillRunSet.Store(old) })
 }
 
-// FindingsSpilled reports whether the list of findings the node keeps from
-// its last evaluation of the log as it is, is held in a file.
+// FindingsSpilled reports whether a list of findings the node keeps (of
+// the log as it is, or for a client's pages) is held in a file.
 func (n *Node) FindingsSpilled() bool {
 	n.cacheMu.Lock()
 	defer n.cacheMu.Unlock()
-	return n.findingsCache.list != nil && n.findingsCache.list.spilled()
+	for _, c := range []findingsCache{n.findingsCache, n.pagesCache} {
+		if c.list != nil && c.list.spilled() {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxConflictFetches is how many answers without a conflicting entry a

@@ -180,19 +180,20 @@ func (n *Node) ruleLog(ctx context.Context, size uint64) (*rules.Log, error) {
 }
 
 // findingsAt evaluates the rules over every entry of the log, with
-// deadlines judged at now. Findings are a function of the entries and now,
-// so the last evaluation is reused while neither changed.
+// deadlines judged at now, the present. Findings are a function of the
+// entries and now, so the last evaluation is reused while neither changed.
 func (n *Node) findingsAt(ctx context.Context, now time.Time) (*findingsList, error) {
-	l, _, err := n.findingsOver(ctx, now, nil)
+	l, _, err := n.findingsOver(ctx, now, nil, true)
 	return l, err
 }
 
 // findingsOver is findingsAt over the first *upTo entries of the log, or
 // over all of them if upTo is nil; it also returns how many entries it
-// judged. The last evaluation of the log as it is and the last for a
-// page token are kept for reuse. A long list is kept in a file
-// (findingsList).
-func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) (*findingsList, uint64, error) {
+// judged. present says that now is the present, not a time a client
+// asked about. The last evaluation of the log as it is at present, and
+// the last other one (a list as of another time, or for a page token), are
+// kept for reuse. A long list is kept in a file (findingsList).
+func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64, present bool) (*findingsList, uint64, error) {
 	n.findingsMu.Lock() // one evaluation at a time; others wait for its result
 	defer n.findingsMu.Unlock()
 	durable, err := n.tlog.DurableSize(ctx)
@@ -216,8 +217,9 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) (*
 	}
 	// The list's counts are kept with it, for metrics scrapes (which read
 	// the evaluation of the log as it is, never a page token's).
+	current := upTo == nil && present
 	var counts findingCounts
-	if upTo == nil {
+	if current {
 		counts = findingCounts{}
 	}
 	b := newListBuilder(n.spillDir, n.spillRun)
@@ -237,13 +239,15 @@ func (n *Node) findingsOver(ctx context.Context, now time.Time, upTo *uint64) (*
 		return nil, 0, err
 	}
 	c.counts = counts
-	// An evaluation of the log as it is is the one background consumers
-	// reuse; one for a page token (the entries and time of a list's first
-	// page) is kept apart, so that neither displaces the other: when
-	// background evaluations displaced it, every later page of a list
-	// over a growing log evaluated the log again.
+	// An evaluation of the log as it is at present is the one background
+	// consumers reuse; one for a page token (the entries and time of a
+	// list's first page) is kept apart, so that neither displaces the
+	// other: when background evaluations displaced it, every later page of
+	// a list over a growing log evaluated the log again. So is a list as
+	// of another time, which is its asker's: subscribers and metrics were
+	// handed the deadlines of a list as of two years ahead as passed.
 	n.cacheMu.Lock()
-	if upTo == nil {
+	if current {
 		n.findingsCache = c
 	} else {
 		n.pagesCache = c

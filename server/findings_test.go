@@ -18,6 +18,7 @@ import (
 	"github.com/parley-dev/parley/internal/localnet/localnettest"
 	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/server"
+	"github.com/parley-dev/parley/verifier/rules"
 )
 
 // TestListFindingsPages lists findings page by page over gRPC: the pages
@@ -342,5 +343,73 @@ func TestEvaluatingHook(t *testing.T) {
 		if b != i+1 || d != b || got[i] != uint64(i+1) {
 			t.Fatalf("after ListFindings over %d entries: evaluations reported %v, %d begun and %d done; want one more, over %d entries, done", i+1, got, b, d, i+1)
 		}
+	}
+}
+
+// TestListAsOfStaysApart asks for findings as of two years ahead, then
+// follows the node's findings over a Subscribe stream and scrapes its
+// metrics: a list judged at another time than now is the asker's alone,
+// so neither the subscriber nor the metrics see deadlines that have not
+// passed (the calendars of the next years, the receipts still in time).
+func TestListAsOfStaysApart(t *testing.T) {
+	run := startNetwork(t, localnet.Options{NoMediators: true, Parties: []string{"alpha", "bravo"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alpha := operator(t, run, "alpha")
+	notifyLate(t, ctx, alpha, 1)
+	ahead := time.Now().AddDate(2, 0, 0)
+	future, err := alpha.Subscription.ListFindings(ctx, &parleyv1.ListFindingsRequest{AsOf: timestamppb.New(ahead)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := 0
+	for _, f := range future.GetFindings() {
+		if f.GetAt().AsTime().After(time.Now().Add(time.Hour)) {
+			later++
+		}
+	}
+	if later == 0 {
+		t.Fatalf("as of %v: no finding about a deadline after now among %d; the test needs some", ahead, len(future.GetFindings()))
+	}
+	admin := serveAdmin(t, run.Nodes["alpha"])
+	stream, err := alpha.Subscription.Subscribe(ctx, &parleyv1.SubscribeRequest{IncludeFindings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first list comes at once; read until it has stopped coming.
+	findings := make(chan *parleyv1.Finding)
+	go func() {
+		defer close(findings)
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if f := resp.GetFinding(); f != nil {
+				select {
+				case findings <- f:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	got := 0
+	for quiet := false; !quiet; {
+		select {
+		case f, ok := <-findings:
+			if !ok {
+				t.Fatalf("the stream ended after %d findings", got)
+			}
+			got++
+			if f.GetAt().AsTime().After(time.Now().Add(time.Hour)) {
+				t.Fatalf("the subscriber was sent a finding judged as of %v: %v", ahead, f)
+			}
+		case <-time.After(2 * time.Second):
+			quiet = got > 0
+		}
+	}
+	if n := metric(scrape(t, admin), "parley_findings", map[string]string{"rule": rules.RuleNil}); n != 0 {
+		t.Fatalf("metrics count %v findings of %s, which only a list as of %v holds", n, rules.RuleNil, ahead)
 	}
 }

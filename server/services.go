@@ -425,7 +425,7 @@ func (s *subscriptionService) ListFindings(ctx context.Context, req *parleyv1.Li
 		}
 		upTo, offset = &tok.size, tok.offset
 	}
-	fs, size, err := s.n.findingsOver(ctx, at, upTo)
+	fs, size, err := s.n.findingsOver(ctx, at, upTo, req.GetAsOf() == nil && upTo == nil)
 	if errors.Is(err, errBeyondLog) {
 		return nil, status.Errorf(codes.InvalidArgument, "page_token is not one this node made: %v", err)
 	}
