@@ -69,37 +69,109 @@ func (l *findingsList) Len() int { return l.n }
 // fn returns false. A spilled list's findings are decoded afresh for each
 // call: fn may keep them.
 func (l *findingsList) each(from int, fn func(i int, f *parleyv1.Finding) bool) error {
-	if from < 0 || from >= l.n {
-		return nil
+	c := l.cursor(from)
+	for {
+		i := c.i
+		f, err := c.next()
+		if err != nil || f == nil || !fn(i, f) {
+			return err
+		}
+	}
+}
+
+// listCursor reads a findingsList in order.
+type listCursor struct {
+	l *findingsList
+	i int           // position of the next finding
+	r *recordReader // of a spilled list, at finding skip
+	// skip is the position r is at, before i when the cursor started
+	// between two marks.
+	skip int
+}
+
+// cursor returns a cursor at position from (at the end if from is past
+// it).
+func (l *findingsList) cursor(from int) *listCursor {
+	from = min(max(from, 0), l.n)
+	c := &listCursor{l: l, i: from}
+	if l.file != nil && from < l.n {
+		k := from / listMark
+		c.r = newRecordReader(io.NewSectionReader(l.file, l.marks[k], l.size-l.marks[k]))
+		c.skip = k * listMark
+	}
+	return c
+}
+
+// next returns the finding at the cursor and moves past it; nil at the
+// end of the list.
+func (c *listCursor) next() (*parleyv1.Finding, error) {
+	l := c.l
+	if c.i >= l.n {
+		return nil, nil
 	}
 	if l.file == nil {
-		for i := from; i < l.n; i++ {
-			if !fn(i, l.mem[i]) {
-				return nil
-			}
-		}
-		return nil
+		c.i++
+		return l.mem[c.i-1], nil
 	}
-	k := from / listMark
-	r := newRecordReader(io.NewSectionReader(l.file, l.marks[k], l.size-l.marks[k]))
-	for i := k * listMark; i < l.n; i++ {
-		raw, err := r.next()
+	for {
+		raw, err := c.r.next()
 		if err != nil {
-			return fmt.Errorf("couldn't read finding %d of %d from the spilled list: %w", i, l.n, err)
+			return nil, fmt.Errorf("couldn't read finding %d of %d from the spilled list: %w", c.skip, l.n, err)
 		}
-		if i < from {
+		c.skip++
+		if c.skip <= c.i {
 			continue
 		}
 		f := new(parleyv1.Finding)
 		if err := proto.Unmarshal(raw, f); err != nil {
-			return fmt.Errorf("spilled finding %d does not decode: %w", i, err)
+			return nil, fmt.Errorf("spilled finding %d does not decode: %w", c.i, err)
 		}
-		if !fn(i, f) {
-			break
+		c.i++
+		runtime.KeepAlive(l) // its file stays open until the last read
+		return f, nil
+	}
+}
+
+// eachNew calls fn with every finding of cur that prev does not hold, in
+// order, each once, until fn returns an error; with every finding of cur if
+// prev is nil. Both lists are in the one order (rules.CompareFindings),
+// so this reads each once, side by side, and holds two findings: a
+// subscriber is sent what is new in each list without the node keeping
+// what it sent.
+func eachNew(prev, cur *findingsList, fn func(*parleyv1.Finding) error) error {
+	var p *listCursor
+	if prev != nil {
+		p = prev.cursor(0)
+	}
+	var pf, last *parleyv1.Finding
+	if p != nil {
+		var err error
+		if pf, err = p.next(); err != nil {
+			return err
 		}
 	}
-	runtime.KeepAlive(l) // its file stays open until the last read
-	return nil
+	c := cur.cursor(0)
+	for {
+		f, err := c.next()
+		if err != nil || f == nil {
+			return err
+		}
+		if last != nil && rules.CompareFindings(last, f) == 0 {
+			continue // the same finding twice in one list goes once
+		}
+		last = f
+		for pf != nil && rules.CompareFindings(pf, f) < 0 {
+			if pf, err = p.next(); err != nil {
+				return err
+			}
+		}
+		if pf != nil && rules.CompareFindings(pf, f) == 0 {
+			continue
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
 }
 
 // all returns the whole list in memory; for tests and short lists.

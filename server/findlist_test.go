@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -178,5 +179,82 @@ func BenchmarkSpilledList(b *testing.B) {
 		if err := l.each(0, func(int, *parleyv1.Finding) bool { return true }); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEachNew sends the findings of a list that the list before did not
+// hold, each once, for lists held in memory and spilled in either order:
+// what it sends is the set difference, computed here over the findings'
+// bytes.
+func TestEachNew(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	build := func(t *testing.T, fs []*parleyv1.Finding, run int) *findingsList {
+		t.Helper()
+		b := newListBuilder(t.TempDir(), run)
+		for _, f := range fs {
+			b.add(f)
+		}
+		l, err := b.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		name             string
+		prev, cur        int // findings drawn for each
+		shared           int // of prev's, also in cur
+		prevRun, curRun  int
+		prevNil, curDups bool
+	}{
+		{name: "first list", prevNil: true, cur: 300, curRun: 1000},
+		{name: "first list, spilled", prevNil: true, cur: 300, curRun: 7},
+		{name: "grown", prev: 200, shared: 200, cur: 100, prevRun: 1000, curRun: 1000},
+		{name: "grown, both spilled", prev: 200, shared: 200, cur: 100, prevRun: 9, curRun: 13},
+		{name: "some gone, spilled then not", prev: 300, shared: 150, cur: 100, prevRun: 5, curRun: 1000},
+		{name: "some gone, not then spilled", prev: 300, shared: 150, cur: 100, prevRun: 1000, curRun: 5},
+		{name: "the same", prev: 250, shared: 250, prevRun: 1000, curRun: 3},
+		{name: "duplicates", prev: 50, shared: 25, cur: 50, prevRun: 1000, curRun: 1000, curDups: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prevFs := randomFindings(rng, tc.prev)
+			curFs := append(slices.Clone(prevFs[:tc.shared]), randomFindings(rng, tc.cur)...)
+			if tc.curDups {
+				curFs = append(curFs, curFs...)
+			}
+			rng.Shuffle(len(curFs), func(i, j int) { curFs[i], curFs[j] = curFs[j], curFs[i] })
+			want := map[string]int{}
+			held := map[string]bool{}
+			if !tc.prevNil {
+				for _, f := range prevFs {
+					held[string(mustMarshal(f))] = true
+				}
+			}
+			for _, f := range curFs {
+				if k := string(mustMarshal(f)); !held[k] {
+					want[k] = 1
+				}
+			}
+			var prev *findingsList
+			if !tc.prevNil {
+				prev = build(t, prevFs, tc.prevRun)
+			}
+			cur := build(t, curFs, tc.curRun)
+			got := map[string]int{}
+			var sent []*parleyv1.Finding
+			if err := eachNew(prev, cur, func(f *parleyv1.Finding) error {
+				got[string(mustMarshal(f))]++
+				sent = append(sent, f)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, want) {
+				t.Fatalf("sent %d distinct findings (%d in all), want %d, each once", len(got), len(sent), len(want))
+			}
+			if !slices.IsSortedFunc(sent, rules.CompareFindings) {
+				t.Fatal("sent out of the list's order")
+			}
+		})
 	}
 }
