@@ -24,9 +24,11 @@ import (
 // gigabytes while a client paged through them. So a list is held in memory
 // only while it is short; a longer one is sorted in runs of spillRun
 // findings, each written to a file under the node's data directory, and
-// the runs are merged into one file, read back page by page. The node then
-// holds a few runs' read buffers and an offset for every listMark-th
-// finding, whatever the length of the list.
+// the runs are merged into one file, read back page by page; on Linux the
+// merge frees the runs' disk blocks as it reads them, so that the disk
+// holds about one copy of the list. The node then holds a few runs' read
+// buffers and an offset for every listMark-th finding, whatever the length
+// of the list.
 //
 // The files are unlinked as soon as they are created, so that nothing is
 // left behind after a crash, and closed when the list they hold is no
@@ -38,12 +40,16 @@ const (
 	// longer list is written to a file in sorted runs of this length.
 	spillRun = 1 << 15
 	// listMark is how many findings apart the offsets of a spilled list
-	// are kept: a page starting anywhere decodes fewer than listMark
-	// findings before its first.
+	// are kept: a page starting anywhere skips fewer than listMark
+	// findings' bytes before its first.
 	listMark = 256
 	// listBuffer is the read and write buffer of a list's file, and of
 	// each run while they are merged.
 	listBuffer = 64 << 10
+	// punchStep is how far the merge reads into a run before it frees the
+	// disk blocks read (punch), so that the runs and the list they are
+	// merged into take about the list's size on disk, not twice it.
+	punchStep = 1 << 20
 )
 
 // spillRunSet, when set (by a test), replaces spillRun for the nodes
@@ -194,9 +200,10 @@ func (l *findingsList) spilled() bool { return l.file != nil }
 // findingsList sorted by rules.CompareFindings. It is not safe for
 // concurrent use.
 type listBuilder struct {
-	dir string // where spilled runs and lists go
-	run int    // findings held in memory at most (spillRun)
-	buf []*parleyv1.Finding
+	dir   string // where spilled runs and lists go
+	run   int    // findings held in memory at most (spillRun)
+	punch int64  // punchStep
+	buf   []*parleyv1.Finding
 	// runs are the sorted runs written so far, each an unlinked file.
 	runs []*os.File
 	n    int
@@ -206,7 +213,7 @@ type listBuilder struct {
 // newListBuilder returns a builder that holds up to run findings in
 // memory and spills under dir.
 func newListBuilder(dir string, run int) *listBuilder {
-	return &listBuilder{dir: dir, run: run}
+	return &listBuilder{dir: dir, run: run, punch: punchStep}
 }
 
 // add adds f. Past the run length, the findings held are sorted and
@@ -295,7 +302,8 @@ func (b *listBuilder) merge() (*findingsList, error) {
 	}()
 	h := make(runHeap, 0, len(b.runs))
 	for _, f := range b.runs {
-		c := &runCursor{r: newRecordReader(io.NewSectionReader(f, 0, 1<<62))}
+		c := &runCursor{f: f, src: &countingReader{r: io.NewSectionReader(f, 0, 1<<62)}}
+		c.r = newRecordReader(c.src)
 		if err := c.advance(); err != nil {
 			return nil, err
 		}
@@ -317,6 +325,7 @@ func (b *listBuilder) merge() (*findingsList, error) {
 		if err := c.advance(); err != nil {
 			return nil, err
 		}
+		c.release(b.punch)
 		if c.cur == nil {
 			heap.Pop(&h)
 		} else {
@@ -352,9 +361,42 @@ func spillFile(dir string) (*os.File, error) {
 // runCursor is a run being merged: its current finding, decoded for the
 // comparison, and its bytes.
 type runCursor struct {
-	r   *recordReader
+	f   *os.File
+	src *countingReader // what was read of f
+	r   *recordReader   // over src
 	raw []byte
 	cur *parleyv1.Finding // nil at the end of the run
+	// freed is how much of f was punched; noPunch is set once punching
+	// failed (a filesystem without it).
+	freed   int64
+	noPunch bool
+}
+
+// release frees the disk blocks of the part of the run read from the file
+// (what the reader buffers is a copy), once that is step bytes more than
+// was freed before.
+func (c *runCursor) release(step int64) {
+	done := c.src.n - c.src.n%4096
+	if c.noPunch || done-c.freed < step {
+		return
+	}
+	if err := punch(c.f, done); err != nil {
+		c.noPunch = true
+		return
+	}
+	c.freed = done
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // advance moves c to the next finding of its run.

@@ -62,6 +62,7 @@ func TestListBuilder(t *testing.T) {
 		{n: 1000, run: 7, spill: true},
 		{n: 3*listMark + 1, run: 100, spill: true},
 		{n: 1000, run: 1000, spill: true},
+		{n: 3000, run: 1000, spill: true}, // runs longer than their read buffer
 		{n: 999, run: 1000},
 	} {
 		t.Run(fmt.Sprintf("n=%d,run=%d", tc.n, tc.run), func(t *testing.T) {
@@ -74,6 +75,7 @@ func TestListBuilder(t *testing.T) {
 			slices.SortStableFunc(want, rules.CompareFindings)
 
 			b := newListBuilder(dir, tc.run)
+			b.punch = 4096 // the runs' blocks freed as soon as a page of them is read
 			for _, f := range in {
 				b.add(f)
 			}

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"syscall"
+	"testing"
+)
+
+// TestPunch frees the blocks of a file's first half: the file keeps its
+// size, takes about half the disk, its first half reads as zeros and its
+// second half as written.
+func TestPunch(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "punch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const size = 4 << 20
+	data := bytes.Repeat([]byte("parley!\n"), size/8)
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	blocks := func() int64 {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	before := blocks()
+	if err := punch(f, size/2); err != nil {
+		t.Skipf("this filesystem does not punch holes: %v", err)
+	}
+	after := blocks()
+	if before < size || after > before-size/2+64<<10 {
+		t.Fatalf("%d bytes on disk before, %d after punching %d; want about %d less", before, after, size/2, size/2)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(f, 0, size+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != size || !bytes.Equal(got[:size/2], make([]byte, size/2)) || !bytes.Equal(got[size/2:], data[size/2:]) {
+		t.Fatalf("after punching: %d bytes; want %d, zeros then the data", len(got), size)
+	}
+}
