@@ -18,6 +18,7 @@ import (
 	"github.com/parley-dev/parley/agreement"
 	"github.com/parley-dev/parley/client"
 	"github.com/parley-dev/parley/envelope"
+	parleyv1 "github.com/parley-dev/parley/proto/parley/v1"
 	"github.com/parley-dev/parley/verifier"
 	"github.com/parley-dev/parley/verifier/rules"
 )
@@ -739,9 +740,13 @@ func (ad *auditor) rules(accepted []uint32) error {
 	for en := range ad.entries(accepted) {
 		lg.Add(en)
 	}
-	for _, f := range lg.Evaluate(ad.in.Now) {
-		ad.rep.finding(findingOf(f))
-	}
+	// The findings go into the report as the engine makes them, then into
+	// the engine's order: a list of the engine's messages beside the
+	// report's held every finding twice (for two million findings, 1.5 GB
+	// more).
+	start := len(ad.rep.Findings)
+	lg.EvaluateEach(ad.in.Now, func(f *parleyv1.Finding) { ad.rep.finding(findingOf(f)) })
+	slices.SortFunc(ad.rep.Findings[start:], compareRuleFindings)
 	ad.rep.timeline(ad, ad.entries(accepted))
 	return nil
 }

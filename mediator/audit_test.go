@@ -2,6 +2,8 @@ package mediator_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,5 +161,71 @@ func TestAuditIncremental(t *testing.T) {
 	}
 	if got, want := count(rep), count(clean)+1; got != want {
 		t.Errorf("tampered mirror: %d bad signatures, want %d", got, want)
+	}
+}
+
+// encoderJSON is the report as encoding/json's Encoder writes it with a
+// two-space indent, which WriteJSON's output must equal byte for byte.
+func encoderJSON(t *testing.T, rep *mediator.Report) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestWriteJSONAsTheEncoder writes reports whose timeline and findings
+// WriteJSON streams element by element: a real audit of an exchange, and
+// reports with none, one or many of them, nil or empty, with strings that
+// JSON escapes. Each is byte for byte what the Encoder writes.
+func TestWriteJSONAsTheEncoder(t *testing.T) {
+	d := newDiskNet(t)
+	entries := d.exchange(t, 30)
+	dir := t.TempDir()
+	d.writeDir(t, dir, map[string][][]byte{"alpha": entries, "bravo": entries[:20], "charlie": entries[:25]}, nil)
+	logs := map[string]*mediator.MirrorLog{}
+	for _, party := range []string{"alpha", "bravo", "charlie"} {
+		ml, err := mediator.OpenMirrorLog(filepath.Join(dir, "mirror", party), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ml.Close() })
+		logs[party] = ml
+	}
+	audited, err := mediator.Audit(mediator.AuditInput{Agreement: d.file, Mediator: "mediator1", Logs: logs, Now: d.base.AddDate(0, 3, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audited.Findings) == 0 || len(audited.Timeline) == 0 {
+		t.Fatalf("the audit has %d findings and %d timeline items; the test needs some of each", len(audited.Findings), len(audited.Timeline))
+	}
+	tricky := "<b>&amp;</b> \"quoted\"\n\ttab \u2028 \u00e9 \x01"
+	at := time.Date(2026, 11, 24, 8, 0, 0, 123, time.UTC)
+	finding := func(i int) mediator.Finding {
+		return mediator.Finding{Rule: "RX.receipt", Severity: "violation", Party: "bravo", Required: tricky, Seen: fmt.Sprint(i), Summary: "s",
+			At: at.Add(time.Duration(i)), Entries: []mediator.EntryRef{{Sender: "alpha", Seq: uint64(i), Digest: "00ff"}}}
+	}
+	var many []mediator.Finding
+	for i := range 500 {
+		many = append(many, finding(i))
+	}
+	for name, rep := range map[string]*mediator.Report{
+		"an audit":                 audited,
+		"nothing":                  {},
+		"empty lists":              {Timeline: []mediator.TimelineItem{}, Findings: []mediator.Finding{}, Problems: []string{tricky}},
+		"one finding, no timeline": {Findings: []mediator.Finding{finding(1)}},
+		"a timeline, no findings":  {Timeline: []mediator.TimelineItem{{Sender: "alpha", Designation: tricky, Issued: at}}},
+		"many findings":            {Findings: many, Timeline: audited.Timeline, Problems: []string{"findings: []"}},
+	} {
+		var b bytes.Buffer
+		if err := rep.WriteJSON(&b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := b.String(), encoderJSON(t, rep); got != want {
+			t.Fatalf("%s: WriteJSON wrote\n%s\nthe Encoder\n%s", name, got, want)
+		}
 	}
 }

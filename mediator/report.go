@@ -1,6 +1,9 @@
 package mediator
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -497,6 +500,32 @@ func findingOf(f *parleyv1.Finding) Finding {
 	return out
 }
 
+// compareRuleFindings is rules.CompareFindings over findings as the report
+// holds them (findingOf): the digests in hex keep their order, and a
+// severity's name stands for its value.
+func compareRuleFindings(a, b Finding) int {
+	return cmp.Or(
+		strings.Compare(a.Rule, b.Rule),
+		strings.Compare(a.Party, b.Party),
+		slices.CompareFunc(a.Entries, b.Entries, compareRefs),
+		a.At.Compare(b.At),
+		cmp.Compare(severityValue(a.Severity), severityValue(b.Severity)),
+		strings.Compare(a.Required, b.Required),
+		strings.Compare(a.Seen, b.Seen),
+		strings.Compare(a.Summary, b.Summary),
+	)
+}
+
+// severityValue is the inverse of severityName.
+func severityValue(name string) parleyv1.Severity {
+	for _, s := range []parleyv1.Severity{parleyv1.Severity_SEVERITY_ADVISORY, parleyv1.Severity_SEVERITY_LOW, parleyv1.Severity_SEVERITY_VIOLATION, parleyv1.Severity_SEVERITY_MISBEHAVIOUR} {
+		if severityName(s) == name {
+			return s
+		}
+	}
+	return parleyv1.Severity_SEVERITY_UNSPECIFIED
+}
+
 func severityName(s parleyv1.Severity) string {
 	switch s {
 	case parleyv1.Severity_SEVERITY_ADVISORY:
@@ -511,14 +540,69 @@ func severityName(s parleyv1.Severity) string {
 	return "unspecified"
 }
 
-// WriteJSON writes the report as indented JSON.
+// WriteJSON writes the report as indented JSON: the bytes encoding/json's
+// Encoder writes with a two-space indent. The timeline and the findings,
+// which grow with the logs (a finding per entry and party for the receipts
+// of a long silence), are written element by element, so that the report
+// is never held whole as JSON: for two million findings that was 1.9 GB,
+// held twice (encoded, then indented).
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	cp := *r
+	var arrays []reportArray
+	if len(r.Timeline) > 0 {
+		cp.Timeline = []TimelineItem{}
+		arrays = append(arrays, reportArray{key: "timeline", n: len(r.Timeline), elem: func(i int) any { return &r.Timeline[i] }})
+	}
+	if len(r.Findings) > 0 {
+		cp.Findings = []Finding{}
+		arrays = append(arrays, reportArray{key: "findings", n: len(r.Findings), elem: func(i int) any { return &r.Findings[i] }})
+	}
+	var head bytes.Buffer
+	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
+	if err := enc.Encode(&cp); err != nil {
+		return fmt.Errorf("couldn't write the report: %w", err)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	rest := head.Bytes()
+	for _, a := range arrays {
+		// The report's fields are two spaces in, and a JSON string holds
+		// no newline: this is the field and nothing else. Its elements go
+		// four spaces in, as the Encoder puts them.
+		mark := []byte("\n  \"" + a.key + "\": []")
+		at := bytes.Index(rest, mark)
+		if at < 0 {
+			return fmt.Errorf("couldn't write the report: no %s field in its JSON", a.key)
+		}
+		_, _ = bw.Write(rest[:at+len(mark)-1]) // up to the array's "["
+		for i := range a.n {
+			el, err := json.MarshalIndent(a.elem(i), "    ", "  ")
+			if err != nil {
+				return fmt.Errorf("couldn't write the report's %s: %w", a.key, err)
+			}
+			if i > 0 {
+				_ = bw.WriteByte(',')
+			}
+			_, _ = bw.WriteString("\n    ")
+			if _, err := bw.Write(el); err != nil { // the writer's error, kept by bw
+				return fmt.Errorf("couldn't write the report: %w", err)
+			}
+		}
+		_, _ = bw.WriteString("\n  ]")
+		rest = rest[at+len(mark):]
+	}
+	_, _ = bw.Write(rest)
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("couldn't write the report: %w", err)
 	}
 	return nil
+}
+
+// reportArray is a field of the report written element by element.
+type reportArray struct {
+	key  string
+	n    int
+	elem func(int) any
 }
 
 // ReadReport decodes a JSON report, refusing a schema version it does not
