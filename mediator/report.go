@@ -620,12 +620,14 @@ func ReadReport(rd io.Reader) (*Report, error) {
 
 // WriteText writes the report for people to read in a terminal.
 func (r *Report) WriteText(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Parley audit of agreement %s (sha256:%s) by mediator %s\n", r.Agreement.ID, r.Agreement.SHA256, r.Mediator)
-	fmt.Fprintf(&b, "as of %s, %d mirrored entries\n", r.AsOf.Format(time.RFC3339), r.Entries)
-	fmt.Fprintf(&b, "result: %s", strings.ToUpper(r.Result))
+	// Through a buffer, not built whole: a report can list millions of
+	// findings.
+	b := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(b, "Parley audit of agreement %s (sha256:%s) by mediator %s\n", r.Agreement.ID, r.Agreement.SHA256, r.Mediator)
+	fmt.Fprintf(b, "as of %s, %d mirrored entries\n", r.AsOf.Format(time.RFC3339), r.Entries)
+	fmt.Fprintf(b, "result: %s", strings.ToUpper(r.Result))
 	if r.Misbehaviour {
-		fmt.Fprintf(&b, " (%d pieces of evidence)", len(r.Evidence))
+		fmt.Fprintf(b, " (%d pieces of evidence)", len(r.Evidence))
 	}
 	b.WriteString("\n\nlogs:\n")
 	for _, l := range r.Logs {
@@ -633,50 +635,52 @@ func (r *Report) WriteText(w io.Writer) error {
 		if l.Witnessed {
 			w = "witnessed"
 		}
-		fmt.Fprintf(&b, "  %-10s %-28s %6d entries  checkpoint %d (%s)  cosigned by this mediator: %d\n", l.Party, l.Origin, l.Size, l.CheckpointSize, w, l.CosignedSize)
+		fmt.Fprintf(b, "  %-10s %-28s %6d entries  checkpoint %d (%s)  cosigned by this mediator: %d\n", l.Party, l.Origin, l.Size, l.CheckpointSize, w, l.CosignedSize)
 	}
 	b.WriteString("\nparties:\n")
 	for _, p := range r.Parties {
-		fmt.Fprintf(&b, "  %-10s %-12s sent %d (notifications %d, receipts %d), receipts missing %d, findings %s",
+		fmt.Fprintf(b, "  %-10s %-12s sent %d (notifications %d, receipts %d), receipts missing %d, findings %s",
 			p.Party, p.Status, p.EntriesSent, p.Notifications, p.Receipts, p.ReceiptsMissing, counts(p.Findings))
 		if len(p.Evidence) > 0 {
-			fmt.Fprintf(&b, ", evidence %s", strings.Join(p.Evidence, " "))
+			fmt.Fprintf(b, ", evidence %s", strings.Join(p.Evidence, " "))
 		}
 		b.WriteString("\n")
 	}
 	if len(r.Timeline) > 0 {
 		b.WriteString("\nnotified activities:\n")
 		for _, t := range r.Timeline {
-			fmt.Fprintf(&b, "  %s/%d %-24q given %s, start %s, lead %.1f days (due by %s): %s\n",
+			fmt.Fprintf(b, "  %s/%d %-24q given %s, start %s, lead %.1f days (due by %s): %s\n",
 				t.Sender, t.Seq, t.Designation, t.Given.Format("2006-01-02 15:04"), t.Start.Format("2006-01-02"), t.LeadDays, t.Due.Format("2006-01-02"), t.Status)
 		}
 	}
-	fmt.Fprintf(&b, "\nfindings: %d\n", len(r.Findings))
+	fmt.Fprintf(b, "\nfindings: %d\n", len(r.Findings))
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "  %-16s %-12s %-8s %s", f.Rule, f.Severity, f.Party, f.Summary)
+		fmt.Fprintf(b, "  %-16s %-12s %-8s %s", f.Rule, f.Severity, f.Party, f.Summary)
 		if f.Evidence != "" {
-			fmt.Fprintf(&b, " [%s]", f.Evidence)
+			fmt.Fprintf(b, " [%s]", f.Evidence)
 		}
 		b.WriteString("\n")
 	}
 	if len(r.Evidence) > 0 {
-		fmt.Fprintf(&b, "\nevidence: %d (full material in the JSON and HTML reports)\n", len(r.Evidence))
+		fmt.Fprintf(b, "\nevidence: %d (full material in the JSON and HTML reports)\n", len(r.Evidence))
 		for _, e := range r.Evidence {
 			v := "verified"
 			if !e.Verified {
 				v = "NOT verified"
 			}
-			fmt.Fprintf(&b, "  %s %s against %s (%s): %s\n", e.ID, e.Kind, e.Party, v, e.Summary)
+			fmt.Fprintf(b, "  %s %s against %s (%s): %s\n", e.ID, e.Kind, e.Party, v, e.Summary)
 		}
 	}
 	if len(r.Problems) > 0 {
 		b.WriteString("\nproblems (the audit is incomplete):\n")
 		for _, p := range r.Problems {
-			fmt.Fprintf(&b, "  %s\n", p)
+			fmt.Fprintf(b, "  %s\n", p)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	if err := b.Flush(); err != nil {
+		return fmt.Errorf("couldn't write the report: %w", err)
+	}
+	return nil
 }
 
 // counts formats severity counts, most severe first.
