@@ -33,7 +33,9 @@ import (
 // The files are unlinked as soon as they are created, so that nothing is
 // left behind after a crash, and closed when the list they hold is no
 // longer referenced (a page token's list can outlive the cache that made
-// it, and readers of one list never wait for each other).
+// it, and readers of one list never wait for each other): by a cleanup the
+// garbage collector runs, at the latest about two minutes later, since the
+// runtime collects at least that often.
 
 const (
 	// spillRun is how many findings a list holds in memory at most; a
