@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"time"
 
@@ -199,29 +200,53 @@ func (c *Client) Findings(ctx context.Context, party, rule string) ([]*parleyv1.
 // FindingsAsOf lists the findings with deadlines judged at t instead of
 // now (zero t: now): what will be overdue by then if nothing more is said.
 // A long list comes in pages, one call each, all judged as of the first
-// page's time over the same entries; FindingsAsOf returns them all.
+// page's time over the same entries; FindingsAsOf returns them all (see
+// FindingsSeq for a list too long to hold).
 func (c *Client) FindingsAsOf(ctx context.Context, party, rule string, t time.Time) ([]*parleyv1.Finding, error) {
-	req := &parleyv1.ListFindingsRequest{Party: party, Rule: rule, PageSize: c.FindingsPageSize}
-	if !t.IsZero() {
-		req.AsOf = timestamppb.New(t)
-	}
 	var out []*parleyv1.Finding
-	for {
-		resp, err := c.findingsPage(ctx, req)
+	for f, err := range c.FindingsSeq(ctx, party, rule, t) {
 		if err != nil {
-			return nil, fmt.Errorf("couldn't list findings: %w", err)
+			return nil, err
 		}
-		out = append(out, resp.GetFindings()...)
-		next := resp.GetNextPageToken()
-		if next == "" {
-			return out, nil
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// FindingsSeq yields the findings FindingsAsOf lists, page by page as the
+// node sends them, without holding the list: a node's list can run to
+// millions of findings (one per entry and party for the receipts of a long
+// silence). Leaving the loop early asks for no more pages. An error ends
+// the sequence, yielded once with a nil finding.
+func (c *Client) FindingsSeq(ctx context.Context, party, rule string, t time.Time) iter.Seq2[*parleyv1.Finding, error] {
+	return func(yield func(*parleyv1.Finding, error) bool) {
+		req := &parleyv1.ListFindingsRequest{Party: party, Rule: rule, PageSize: c.FindingsPageSize}
+		if !t.IsZero() {
+			req.AsOf = timestamppb.New(t)
 		}
-		// Every page but the last holds a finding: a node that says
-		// otherwise would keep this loop going.
-		if len(resp.GetFindings()) == 0 {
-			return nil, errors.New("couldn't list findings: the node returned an empty page and a next page")
+		for {
+			resp, err := c.findingsPage(ctx, req)
+			if err != nil {
+				yield(nil, fmt.Errorf("couldn't list findings: %w", err))
+				return
+			}
+			for _, f := range resp.GetFindings() {
+				if !yield(f, nil) {
+					return
+				}
+			}
+			next := resp.GetNextPageToken()
+			if next == "" {
+				return
+			}
+			// Every page but the last holds a finding: a node that says
+			// otherwise would keep this loop going.
+			if len(resp.GetFindings()) == 0 {
+				yield(nil, errors.New("couldn't list findings: the node returned an empty page and a next page"))
+				return
+			}
+			req.PageToken = next
 		}
-		req.PageToken = next
 	}
 }
 

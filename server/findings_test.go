@@ -148,6 +148,29 @@ func listFindingsPages(t *testing.T, spill int) {
 	if err != nil || len(all) != 8 {
 		t.Fatalf("FindingsAsOf in pages of 3: got %d findings, %v; want 8", len(all), err)
 	}
+	// FindingsSeq yields the same list page by page, and a loop left
+	// early asks for no page more.
+	var seq []*parleyv1.Finding
+	for f, err := range alpha.FindingsSeq(ctx, "alpha", "VD.V.lead", asOf.AsTime()) {
+		if err != nil {
+			t.Fatalf("FindingsSeq after %d findings: %v", len(seq), err)
+		}
+		seq = append(seq, f)
+	}
+	if !slices.EqualFunc(seq, all, func(a, b *parleyv1.Finding) bool { return proto.Equal(a, b) }) {
+		t.Fatalf("FindingsSeq in pages of 3: %d findings, not FindingsAsOf's %d", len(seq), len(all))
+	}
+	admin := serveAdmin(t, run.Nodes["alpha"])
+	listCalls := func() float64 {
+		return metric(scrape(t, admin), "grpc_server_handled_total", map[string]string{"grpc_method": "ListFindings"})
+	}
+	before := listCalls()
+	for range alpha.FindingsSeq(ctx, "alpha", "VD.V.lead", asOf.AsTime()) {
+		break
+	}
+	if calls := listCalls() - before; calls != 1 {
+		t.Fatalf("a FindingsSeq loop left at its first finding made %v ListFindings calls, want 1", calls)
+	}
 	alpha.FindingsPageSize = 0
 	if one, err := alpha.FindingsAsOf(ctx, "alpha", "VD.V.lead", asOf.AsTime()); err != nil || len(one) != 8 {
 		t.Fatalf("FindingsAsOf in one page: got %d findings, %v; want 8", len(one), err)
@@ -173,7 +196,6 @@ func listFindingsPages(t *testing.T, spill int) {
 	// A list's later pages share one evaluation even when the log grows
 	// and another evaluation (a list as of now, as a metrics scrape or a
 	// subscriber would make) comes between them.
-	admin := serveAdmin(t, run.Nodes["alpha"])
 	evaluations := func() float64 {
 		return metric(scrape(t, admin), "parley_findings_evaluation_seconds_count", nil)
 	}
