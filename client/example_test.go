@@ -100,6 +100,34 @@ func ExampleClient_Notify() {
 	// logged alpha/2
 }
 
+// An activity notified ten days ahead, short of the 42 days' lead time,
+// is a finding; FindingsSeq reads a list of findings page by page, however
+// long it is.
+func ExampleClient_FindingsSeq() {
+	net, stop := exampleNetwork()
+	defer stop()
+	ctx := context.Background()
+	c, err := net.Operator(ctx, "alpha")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	late := exerciseNotification()
+	start := time.Now().UTC().AddDate(0, 0, 10).Truncate(24 * time.Hour)
+	late.Start, late.End = timestamppb.New(start), timestamppb.New(start.Add(5*24*time.Hour))
+	if _, err := c.Notify(ctx, late); err != nil {
+		log.Fatal(err)
+	}
+	for f, err := range c.FindingsSeq(ctx, "alpha", "VD.V.lead", time.Time{}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(f.GetRule(), f.GetSeverity(), f.GetParty(), f.GetEntries()[0].GetSeq())
+	}
+	// Output: VD.V.lead SEVERITY_VIOLATION alpha 1
+}
+
 // The client verifies the node's checkpoint against the agreement's keys
 // (the node's checkpoint key and the mediators' witness quorum), then
 // proves that an entry is in the log it commits to.
