@@ -52,6 +52,22 @@ func (n *Node) FindingsSpilled() bool {
 	return false
 }
 
+// all returns the whole list in memory.
+func (l *findingsList) all() ([]*parleyv1.Finding, error) {
+	if l.file == nil {
+		return l.mem, nil
+	}
+	out := make([]*parleyv1.Finding, 0, l.n)
+	err := l.each(0, func(_ int, f *parleyv1.Finding) bool {
+		out = append(out, f)
+		return true
+	})
+	return out, err
+}
+
+// spilled reports whether the list is held in a file.
+func (l *findingsList) spilled() bool { return l.file != nil }
+
 // MaxConflictFetches is how many answers without a conflicting entry a
 // node takes from a peer before it gives up on that peer's copy.
 const MaxConflictFetches = maxConflictFetches

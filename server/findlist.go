@@ -182,22 +182,6 @@ func eachNew(prev, cur *findingsList, fn func(*parleyv1.Finding) error) error {
 	}
 }
 
-// all returns the whole list in memory; for tests and short lists.
-func (l *findingsList) all() ([]*parleyv1.Finding, error) {
-	if l.file == nil {
-		return l.mem, nil
-	}
-	out := make([]*parleyv1.Finding, 0, l.n)
-	err := l.each(0, func(_ int, f *parleyv1.Finding) bool {
-		out = append(out, f)
-		return true
-	})
-	return out, err
-}
-
-// spilled reports whether the list is held in a file.
-func (l *findingsList) spilled() bool { return l.file != nil }
-
 // listBuilder gathers the findings of an evaluation, in any order, into a
 // findingsList sorted by rules.CompareFindings. It is not safe for
 // concurrent use.
