@@ -2,10 +2,15 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestPunch frees the blocks of a file's first half: the file keeps its
@@ -47,5 +52,43 @@ func TestPunch(t *testing.T) {
 	}
 	if len(got) != size || !bytes.Equal(got[:size/2], make([]byte, size/2)) || !bytes.Equal(got[size/2:], data[size/2:]) {
 		t.Fatalf("after punching: %d bytes; want %d, zeros then the data", len(got), size)
+	}
+}
+
+// TestSpilledListClosed drops a spilled list and collects garbage: its
+// file, unlinked since it was made, is closed, so that the disk it took is
+// freed; a list still referenced keeps its file open.
+func TestSpilledListClosed(t *testing.T) {
+	build := func() (*findingsList, string) {
+		b := newListBuilder(t.TempDir(), 4)
+		for _, f := range randomFindings(rand.New(rand.NewPCG(13, 14)), 20) {
+			b.add(f)
+		}
+		l, err := b.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, fmt.Sprintf("/proc/self/fd/%d", l.file.Fd())
+	}
+	kept, keptFd := build()
+	target := func(fd string) string { s, _ := os.Readlink(fd); return s }
+	keptName := target(keptFd)
+	_, fd := build() // dropped at once
+	name := target(fd)
+	if !strings.Contains(name, "findings-") || !strings.HasSuffix(name, "(deleted)") {
+		t.Fatalf("the list's file is %q, want an unlinked findings file", name)
+	}
+	for i := 0; target(fd) == name; i++ {
+		if i == 100 {
+			t.Fatalf("the dropped list's file %s is still open after 100 collections", name)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if target(keptFd) != keptName {
+		t.Fatalf("the kept list's file was closed: %s is now %q", keptFd, target(keptFd))
+	}
+	if _, err := kept.all(); err != nil {
+		t.Fatal(err)
 	}
 }
