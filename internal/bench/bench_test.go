@@ -188,6 +188,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("restart: got %+v, want a log of 300 entries or more, filled without errors, a start-up time and a load", x)
 	} else if f := x.Findings; f == nil || f.Error != "" || f.Seconds <= 0 || f.PeakRSSMiB <= 0 || f.RSSMet != (f.PeakRSSMiB <= 200) {
 		t.Errorf("restart: findings figures %+v, want a timed, successful whole-log evaluation and the node's peak RSS against the target", f)
+	} else if l := x.FindingsLater; l == nil || l.Error != "" || int64(l.Count) < 2*x.Entries || l.PeakRSSMiB <= 0 {
+		t.Errorf("restart: findings as of later %+v, want a successful list of at least two findings per entry filled (%d), the receipts the two absent parties owe, and its peak RSS", l, x.Entries)
 	} else if x.MediatorRSSMiB <= 0 {
 		t.Errorf("restart: mediator peak RSS %.1f MiB, want the mediator's figure", x.MediatorRSSMiB)
 	}
@@ -198,7 +200,7 @@ func TestRun(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log", "mediator, mirroring the log"} {
+	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log", "the same as of 2 h later", "mediator, mirroring the log"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -67,6 +67,15 @@ func peakRSS(pid int) (uint64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
+// resetPeakRSS sets pid's peak resident set size to its current one, so
+// that the next peakRSS is the peak of what follows (clear_refs 5).
+func resetPeakRSS(pid int) error {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		return fmt.Errorf("couldn't reset the peak memory use of process %d: %w", pid, err)
+	}
+	return nil
+}
+
 // dieWithParent makes cmd's process receive SIGKILL if the harness dies
 // first, so that no server outlives an interrupted run.
 func dieWithParent(cmd *exec.Cmd) {

@@ -14,6 +14,8 @@ func cpuSeconds(int) (float64, error) { return 0, errNoProc }
 
 func peakRSS(int) (uint64, error) { return 0, errNoProc }
 
+func resetPeakRSS(int) error { return errNoProc }
+
 func dieWithParent(*exec.Cmd) {}
 
 func fsType(string) string { return "unknown" }

@@ -45,6 +45,11 @@ type Restart struct {
 	// (a metrics scrape's background evaluation reads it the same way but
 	// keeps only the counts of the findings).
 	Findings *FindingsCost `json:"findings,omitempty"`
+	// FindingsLater is one ListFindings over the same log judged as of
+	// findingsLater after the call, when every receipt the absent parties
+	// owe is overdue: about two findings per entry, a list longer than
+	// the log. Its peak RSS is its own (the peak is reset before it).
+	FindingsLater *FindingsCost `json:"findings_later,omitempty"`
 	// MediatorRSSMiB is the highest peak RSS of the phase's mediators, which
 	// mirror the node's log as it grows and audit it every minute: what a
 	// mediator needs for that log. Zero without mediators. No target.
@@ -73,6 +78,10 @@ type FindingsCost struct {
 
 // findingsTimeout bounds the whole-log evaluation of phase restart.
 const findingsTimeout = 15 * time.Minute
+
+// findingsLater is how far ahead FindingsLater is judged: past the
+// agreement's receipt window (an hour by default).
+const findingsLater = 2 * time.Hour
 
 // restart is phase restart: the first party's node alone takes
 // cfg.RestartEntries submissions (or as many as it takes in fillTimeout), is
@@ -159,7 +168,10 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	peak := max(res.FilledRSSMiB, res.StartedRSSMiB, res.Load.Processes[0].PeakRSSMiB)
 	res.RSSMet = peak <= 200 && peak > 0
 	res.StartMet = res.StartSeconds <= 2
-	res.Findings = findingsCost(ctx, cs[0], node.PID(), cfg.Progress)
+	res.Findings = findingsCost(ctx, cs[0], node.PID(), time.Time{}, cfg.Progress)
+	if err := resetPeakRSS(node.PID()); err == nil { // elsewhere, the run's peak stands
+		res.FindingsLater = findingsCost(ctx, cs[0], node.PID(), time.Now().Add(findingsLater), cfg.Progress)
+	}
 	for _, m := range n.mediators {
 		if rss, err := peakRSS(m.pid()); err == nil {
 			res.MediatorRSSMiB = max(res.MediatorRSSMiB, float64(rss)/(1<<20))
@@ -168,19 +180,26 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	return res, nil
 }
 
-// findingsCost lists every finding of the log through c, from a node whose
+// findingsCost lists every finding of the log through c, judged as of
+// asOf (zero: now), page by page without holding them, from a node whose
 // process is pid.
-func findingsCost(ctx context.Context, c *client.Client, pid int, progress io.Writer) *FindingsCost {
+func findingsCost(ctx context.Context, c *client.Client, pid int, asOf time.Time, progress io.Writer) *FindingsCost {
 	ctx, cancel := context.WithTimeout(ctx, findingsTimeout)
 	defer cancel()
 	start := time.Now()
-	stop := startProgress("restart: findings", start, 0, progress, func() string { return "evaluating the rules over the whole log" })
-	fs, err := c.Findings(ctx, "", "")
-	stop()
-	res := &FindingsCost{Seconds: time.Since(start).Seconds(), Count: len(fs)}
-	if err != nil {
-		res.Error = err.Error()
+	res := &FindingsCost{}
+	stop := startProgress("restart: findings", start, 0, progress, func() string {
+		return fmt.Sprintf("evaluating the rules over the whole log; %d findings listed", res.Count)
+	})
+	for _, err := range c.FindingsSeq(ctx, "", "", asOf) {
+		if err != nil {
+			res.Error = err.Error()
+			break
+		}
+		res.Count++
 	}
+	stop()
+	res.Seconds = time.Since(start).Seconds()
 	if rss, err := peakRSS(pid); err == nil {
 		res.PeakRSSMiB = float64(rss) / (1 << 20)
 	}
