@@ -27,6 +27,22 @@ func reportText(t *testing.T, rep *mediator.Report) string {
 	return b.String()
 }
 
+// openMirrors opens the three parties' mirrored logs written under dir,
+// closed when the test ends.
+func openMirrors(t *testing.T, dir string) map[string]*mediator.MirrorLog {
+	t.Helper()
+	logs := map[string]*mediator.MirrorLog{}
+	for _, party := range []string{"alpha", "bravo", "charlie"} {
+		ml, err := mediator.OpenMirrorLog(filepath.Join(dir, "mirror", party), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ml.Close() })
+		logs[party] = ml
+	}
+	return logs
+}
+
 // TestAuditIncremental audits growing mirrors twice with progress carried
 // over, as the mediator's periodic audit does, and checks each report
 // against an audit from scratch; bad envelopes stay reported.
@@ -51,15 +67,7 @@ func TestAuditIncremental(t *testing.T) {
 		"charlie": entries[10:20],
 	}
 	d.writeDir(t, dir, first, nil)
-	logs := map[string]*mediator.MirrorLog{}
-	for _, party := range []string{"alpha", "bravo", "charlie"} {
-		ml, err := mediator.OpenMirrorLog(filepath.Join(dir, "mirror", party), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ml.Close() })
-		logs[party] = ml
-	}
+	logs := openMirrors(t, dir)
 	in := mediator.AuditInput{Agreement: d.file, Mediator: "mediator1", Logs: logs, Now: d.base.AddDate(0, 3, 0)}
 	progress := mediator.NewAuditProgress()
 	audit := func(step string) *mediator.Report {
@@ -186,15 +194,7 @@ func TestWriteJSONAsTheEncoder(t *testing.T) {
 	entries := d.exchange(t, 30)
 	dir := t.TempDir()
 	d.writeDir(t, dir, map[string][][]byte{"alpha": entries, "bravo": entries[:20], "charlie": entries[:25]}, nil)
-	logs := map[string]*mediator.MirrorLog{}
-	for _, party := range []string{"alpha", "bravo", "charlie"} {
-		ml, err := mediator.OpenMirrorLog(filepath.Join(dir, "mirror", party), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ml.Close() })
-		logs[party] = ml
-	}
+	logs := openMirrors(t, dir)
 	audited, err := mediator.Audit(mediator.AuditInput{Agreement: d.file, Mediator: "mediator1", Logs: logs, Now: d.base.AddDate(0, 3, 0)})
 	if err != nil {
 		t.Fatal(err)

@@ -516,14 +516,10 @@ func compareRuleFindings(a, b Finding) int {
 	)
 }
 
-// severityValue is the inverse of severityName.
+// severityValue is the inverse of severityName: the enum value whose name
+// is the report's, upper-cased after "SEVERITY_".
 func severityValue(name string) parleyv1.Severity {
-	for _, s := range []parleyv1.Severity{parleyv1.Severity_SEVERITY_ADVISORY, parleyv1.Severity_SEVERITY_LOW, parleyv1.Severity_SEVERITY_VIOLATION, parleyv1.Severity_SEVERITY_MISBEHAVIOUR} {
-		if severityName(s) == name {
-			return s
-		}
-	}
-	return parleyv1.Severity_SEVERITY_UNSPECIFIED
+	return parleyv1.Severity(parleyv1.Severity_value["SEVERITY_"+strings.ToUpper(name)])
 }
 
 func severityName(s parleyv1.Severity) string {

@@ -247,23 +247,7 @@ func subscribeFindings(t *testing.T, spill int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	findings := make(chan *parleyv1.Finding)
-	go func() {
-		defer close(findings)
-		for {
-			resp, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			if f := resp.GetFinding(); f != nil {
-				select {
-				case findings <- f:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
+	findings := streamedFindings(ctx, stream)
 	seen := map[string]int{}
 	lead := 0
 	// await reads findings until want findings of rule VD.V.lead have
@@ -306,6 +290,29 @@ func subscribeFindings(t *testing.T, spill int) {
 
 // notifyLate has c notify an activity starting in ten days, short of the
 // lead time: a VD.V.lead finding of c's party.
+// streamedFindings passes on the findings a Subscribe stream sends, until
+// it ends (the channel is then closed) or ctx does.
+func streamedFindings(ctx context.Context, stream parleyv1.SubscriptionService_SubscribeClient) <-chan *parleyv1.Finding {
+	findings := make(chan *parleyv1.Finding)
+	go func() {
+		defer close(findings)
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if f := resp.GetFinding(); f != nil {
+				select {
+				case findings <- f:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return findings
+}
+
 func notifyLate(t *testing.T, ctx context.Context, c *client.Client, i int) {
 	t.Helper()
 	n := notification(9000 + uint32(i))
@@ -399,23 +406,7 @@ func TestListAsOfStaysApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first list comes at once; read until it has stopped coming.
-	findings := make(chan *parleyv1.Finding)
-	go func() {
-		defer close(findings)
-		for {
-			resp, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			if f := resp.GetFinding(); f != nil {
-				select {
-				case findings <- f:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
+	findings := streamedFindings(ctx, stream)
 	got := 0
 	for quiet := false; !quiet; {
 		select {

@@ -147,17 +147,15 @@ func (c *listCursor) next() (*parleyv1.Finding, error) {
 // subscriber is sent what is new in each list without the node keeping
 // what it sent.
 func eachNew(prev, cur *findingsList, fn func(*parleyv1.Finding) error) error {
-	var p *listCursor
-	if prev != nil {
-		p = prev.cursor(0)
+	if prev == nil {
+		prev = &findingsList{} // holds nothing
 	}
-	var pf, last *parleyv1.Finding
-	if p != nil {
-		var err error
-		if pf, err = p.next(); err != nil {
-			return err
-		}
+	p := prev.cursor(0)
+	pf, err := p.next()
+	if err != nil {
+		return err
 	}
+	var last *parleyv1.Finding
 	c := cur.cursor(0)
 	for {
 		f, err := c.next()

@@ -13,22 +13,13 @@ const (
 
 // punch frees the disk blocks of f's first n bytes, which read as zeros
 // afterwards; the file keeps its size. Filesystems without hole punching
-// return an error and keep the blocks.
+// return an error and keep the blocks. f is a regular file, which Fd
+// leaves as it is (always blocking).
 func punch(f *os.File, n int64) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = syscall.Fallocate(int(fd), fallocPunchHole|fallocKeepSize, 0, n)
-			if serr != syscall.EINTR {
-				return
-			}
+	for {
+		err := syscall.Fallocate(int(f.Fd()), fallocPunchHole|fallocKeepSize, 0, n)
+		if err != syscall.EINTR {
+			return err
 		}
-	}); err != nil {
-		return err
 	}
-	return serr
 }
