@@ -312,10 +312,12 @@ func (n *Node) lookup(ctx context.Context, sender string) func(seq uint64) (veri
 
 // admission is an entry that passed verification and holds its seq.
 type admission struct {
-	res       verifier.Result
-	raw       []byte
-	key       feedKey
-	pending   pendingEntry
+	res     verifier.Result
+	raw     []byte
+	key     feedKey
+	pending pendingEntry
+	// queued waits for the entry in the log (not for a duplicate).
+	queued    tlog.Queued
 	duplicate bool
 	source    string
 }
@@ -396,14 +398,15 @@ func (n *Node) take(res verifier.Result, raw []byte, source string) (admission, 
 	// Queued for the log in admission order, which is seq order within a
 	// feed: seq s+1 never becomes durable without seq s, even if the node
 	// crashes while both are being written (finish waits for it).
-	if err := n.tlog.Enqueue(raw); err != nil {
+	queued, err := n.tlog.Enqueue(raw)
+	if err != nil {
 		return admission{}, fmt.Errorf("couldn't queue entry %s/%d for the log: %w", key.sender, key.seq, err)
 	}
 	fs := verifier.FeedState{Seq: key.seq, Digest: res.Parsed.Digest, PayloadDigest: res.Parsed.PayloadDigest, Raw: raw}
 	p := pendingEntry{state: fs, done: make(chan struct{})}
 	n.pending[key] = p
 	n.heads[key.sender] = fs
-	return admission{res: res, raw: raw, key: key, pending: p, source: source}, nil
+	return admission{res: res, raw: raw, key: key, pending: p, queued: queued, source: source}, nil
 }
 
 // checkIssuedAt refuses a new entry dated outside the agreement's effective
@@ -447,7 +450,7 @@ func (n *Node) finish(ctx context.Context, adm admission) (accepted, error) {
 	fs := adm.pending.state
 	// Once a seq is taken the entry must be logged even if the caller
 	// goes away (a peer's stream breaking): a failed append stops the node.
-	index, err := n.tlog.Append(context.WithoutCancel(ctx), adm.raw)
+	index, err := adm.queued.Wait(context.WithoutCancel(ctx))
 	settle := func(err error) {
 		n.mu.Lock()
 		delete(n.pending, adm.key)

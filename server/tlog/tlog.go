@@ -489,6 +489,11 @@ func (l *Log) Append(ctx context.Context, raw []byte) (uint64, error) {
 	if err != nil || req == nil {
 		return index, err
 	}
+	return req.wait(ctx)
+}
+
+// wait waits until req is durable and returns its index, or until ctx ends.
+func (req *appendReq) wait(ctx context.Context) (uint64, error) {
 	select {
 	case <-req.done:
 		if req.err != nil {
@@ -507,12 +512,44 @@ func (l *Log) Append(ctx context.Context, raw []byte) (uint64, error) {
 // not. A caller that decides an order, such as a feed's seqs, enqueues
 // under its own lock and appends outside it. Enqueue refuses an entry over
 // MaxEntrySize, and one enqueued already and not yet appended.
-func (l *Log) Enqueue(raw []byte) error {
+//
+// The returned Queued waits for the entry as that Append would, without
+// hashing the bytes again to find it: a caller that keeps it calls
+// [Queued.Wait] instead of Append.
+func (l *Log) Enqueue(raw []byte) (Queued, error) {
 	if len(raw) > MaxEntrySize {
-		return fmt.Errorf("couldn't enqueue entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
+		return Queued{}, fmt.Errorf("couldn't enqueue entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
 	}
-	_, _, err := l.queueEntry(raw, true)
-	return err
+	req, index, err := l.queueEntry(raw, true)
+	return Queued{l: l, req: req, index: index}, err
+}
+
+// Queued is an entry queued by [Log.Enqueue].
+type Queued struct {
+	l   *Log
+	req *appendReq // nil if the bytes were appended recently already
+	// index is then their index.
+	index uint64
+}
+
+// Wait is Append of the enqueued bytes: it waits until the entry is
+// durable and returns its index, or returns ctx's error first (the entry
+// may or may not be in the log then).
+func (q Queued) Wait(ctx context.Context) (uint64, error) {
+	if q.l == nil {
+		return 0, errors.New("couldn't append entry: it was never enqueued")
+	}
+	if q.req == nil {
+		return q.index, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
+	}
+	// Claimed: a later Enqueue of the same bytes is refused no more.
+	q.l.qmu.Lock()
+	q.req.enqueued = false
+	q.l.qmu.Unlock()
+	return q.req.wait(ctx)
 }
 
 // queueEntry queues raw for the committer and returns its request, or,

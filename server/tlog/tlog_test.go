@@ -208,7 +208,8 @@ func TestAppendErrors(t *testing.T) {
 }
 
 // TestEnqueueKeepsOrder enqueues entries one after the other while batches
-// are being written and appends them in any order: the log holds them in the
+// are being written and waits for them in any order, half through their
+// Queued and half by appending the same bytes: the log holds them in the
 // order they were enqueued, so none became durable before an earlier one.
 func TestEnqueueKeepsOrder(t *testing.T) {
 	s, _ := testKey(t)
@@ -217,18 +218,24 @@ func TestEnqueueKeepsOrder(t *testing.T) {
 	idx := make([]uint64, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		if err := l.Enqueue(leaf(i)); err != nil {
+		q, err := l.Enqueue(leaf(i))
+		if err != nil {
 			t.Fatalf("Enqueue %d: %v", i, err)
 		}
 		if i == 5 {
-			if err := l.Enqueue(leaf(i)); err == nil {
+			if _, err := l.Enqueue(leaf(i)); err == nil {
 				t.Error("Enqueue of bytes enqueued already: got nil error")
 			}
 		}
 		wg.Go(func() {
 			var err error
-			if idx[i], err = l.Append(t.Context(), leaf(i)); err != nil {
-				t.Errorf("Append %d: %v", i, err)
+			if i%2 == 0 {
+				idx[i], err = q.Wait(t.Context())
+			} else {
+				idx[i], err = l.Append(t.Context(), leaf(i))
+			}
+			if err != nil {
+				t.Errorf("entry %d: %v", i, err)
 			}
 		})
 		if i%50 == 0 {
@@ -240,6 +247,49 @@ func TestEnqueueKeepsOrder(t *testing.T) {
 		if idx[i] <= idx[i-1] {
 			t.Fatalf("entry %d is at index %d, entry %d at %d: want enqueue order", i-1, idx[i-1], i, idx[i])
 		}
+	}
+}
+
+// TestQueuedWait covers what a Queued answers besides a fresh entry: the
+// index of bytes appended already, an error for one never enqueued or a
+// context ended first, and the claim that lets the same bytes be enqueued
+// again once waited for.
+func TestQueuedWait(t *testing.T) {
+	s, _ := testKey(t)
+	l := openLog(t, testConfig(t, t.TempDir(), s))
+	ctx := t.Context()
+	first, err := l.Append(ctx, leaf(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := l.Enqueue(leaf(1))
+	if err != nil {
+		t.Fatalf("Enqueue of bytes appended already: %v", err)
+	}
+	if got, err := q.Wait(ctx); err != nil || got != first {
+		t.Errorf("Wait for bytes appended already = %d, %v; want %d, nil", got, err, first)
+	}
+	if _, err := (Queued{}).Wait(ctx); err == nil || !strings.Contains(err.Error(), "never enqueued") {
+		t.Errorf("Wait of a zero Queued: got %v, want an error saying it was never enqueued", err)
+	}
+	q, err = l.Enqueue(leaf(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := q.Wait(ended); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait with an ended context: got %v, want context.Canceled", err)
+	}
+	second, err := q.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if second != first+1 {
+		t.Errorf("second entry at %d, want %d", second, first+1)
+	}
+	if got, err := l.Append(ctx, leaf(2)); err != nil || got != second {
+		t.Errorf("Append of the same bytes = %d, %v; want %d, nil", got, err, second)
 	}
 }
 
