@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -281,6 +282,9 @@ func TestAuditForkedMirror(t *testing.T) {
 	}
 	if late == 0 || late == len(rep.Timeline) {
 		t.Errorf("got %d late of %d notified activities, want some", late, len(rep.Timeline))
+	}
+	if !slices.IsSortedFunc(rep.Timeline, func(a, b mediator.TimelineItem) int { return a.Start.Compare(b.Start) }) {
+		t.Error("the timeline is not in order of start")
 	}
 }
 

@@ -57,3 +57,36 @@ func TestReportFindingsInTheEngineOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestInOrder moves items into the order of random permutations, some with
+// long cycles and some with fixed points, and compares with copying them
+// into a second array in that order.
+func TestInOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
+		for round := range 5 {
+			items := make([]string, n)
+			for i := range items {
+				items[i] = fmt.Sprint("item ", i)
+			}
+			order := make([]int32, n)
+			for i := range order {
+				order[i] = int32(i)
+			}
+			if round > 0 {
+				rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+			}
+			want := make([]string, n)
+			for k, i := range order {
+				want[k] = items[i]
+			}
+			inOrder(items, order)
+			if !slices.Equal(items, want) {
+				t.Fatalf("n=%d round %d: got %q, want %q", n, round, items, want)
+			}
+			if i := slices.IndexFunc(order, func(v int32) bool { return v != -1 }); i >= 0 {
+				t.Errorf("n=%d round %d: order[%d] = %d after, want every position spent", n, round, i, order[i])
+			}
+		}
+	}
+}
