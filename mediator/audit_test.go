@@ -27,6 +27,27 @@ func reportText(t *testing.T, rep *mediator.Report) string {
 	return b.String()
 }
 
+// checkSummaries checks that each party's summary counts as many
+// notifications as the timeline lists of that party: both count the
+// accepted notifications, the summaries after the timeline was made.
+func checkSummaries(t *testing.T, rep *mediator.Report) {
+	t.Helper()
+	listed := map[string]int{}
+	for _, it := range rep.Timeline {
+		listed[it.Sender]++
+	}
+	total := 0
+	for _, ps := range rep.Parties {
+		total += ps.Notifications
+		if ps.Notifications != listed[ps.Party] {
+			t.Errorf("%s's summary counts %d notifications, the timeline lists %d", ps.Party, ps.Notifications, listed[ps.Party])
+		}
+	}
+	if total != len(rep.Timeline) {
+		t.Errorf("the summaries count %d notifications, the timeline lists %d", total, len(rep.Timeline))
+	}
+}
+
 // openMirrors opens the three parties' mirrored logs written under dir,
 // closed when the test ends.
 func openMirrors(t *testing.T, dir string) map[string]*mediator.MirrorLog {

@@ -286,6 +286,7 @@ func TestAuditForkedMirror(t *testing.T) {
 	if !slices.IsSortedFunc(rep.Timeline, func(a, b mediator.TimelineItem) int { return a.Start.Compare(b.Start) }) {
 		t.Error("the timeline is not in order of start")
 	}
+	checkSummaries(t, rep)
 }
 
 // TestAuditMediatorDisagreement audits a data directory where another

@@ -482,6 +482,7 @@ func TestAuditCleanNetwork(t *testing.T) {
 	if len(rep.Timeline) < len(n.PartyIDs) {
 		t.Errorf("timeline has %d activities, want %d", len(rep.Timeline), len(n.PartyIDs))
 	}
+	checkSummaries(t, rep)
 	for _, l := range rep.Logs {
 		if !l.Witnessed || l.Size == 0 {
 			t.Errorf("log of %s: size %d witnessed %v, want a witnessed non-empty mirror", l.Party, l.Size, l.Witnessed)
