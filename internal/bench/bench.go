@@ -270,6 +270,12 @@ type Load struct {
 	// Clients is the harness process's own use during the load (phase
 	// accept), when the clients' cost per call is measured too.
 	Clients *Process `json:"clients,omitempty"`
+	// MachineBusy is the share of the machine's CPU time that was busy
+	// during the load, every process on it included (/proc/stat; phase
+	// accept): a target whose calls leave the cores idle while they wait
+	// (for a disk's sync, say) gets less of them than its CPU per call
+	// alone would say. Zero where /proc is not available.
+	MachineBusy float64 `json:"machine_busy,omitempty"`
 }
 
 // Acceptance is phase accept: one node against the echo baseline.
@@ -566,6 +572,8 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 	d := r.cfg.Duration / time.Duration(turns)
 	sums := make([]loadResult, len(targets))
 	procs := make([][]Process, len(targets))
+	// The machine's busy and total CPU ticks during each target's turns.
+	busy, total := make([]uint64, len(targets)), make([]uint64, len(targets))
 	// One progress line for the whole alternation: a turn may be shorter
 	// than drive's one-second lines. Only status is shared with it.
 	var (
@@ -595,9 +603,15 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 			// The harness too: its clients' cost per call is part of
 			// what the two targets share the machine's cores with.
 			u := startUsage(append(slices.Clone(t.procs), selfProc())...)
+			busy0, total0, merr := machineCPU()
 			res := drive(ctx, t.name, t.ops, nil, d, nil)
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			busy1, total1, err := machineCPU()
+			if merr = errors.Join(merr, err); merr == nil && busy1 >= busy0 && total1 > total0 {
+				busy[i] += busy1 - busy0
+				total[i] += total1 - total0
 			}
 			ps, err := u.finish(res.ops)
 			if err != nil {
@@ -626,6 +640,9 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 		n := len(procs[i]) - 1 // the harness is last
 		out[i] = loadOf(t.target, len(t.ops), &sums[i], procs[i][:n:n])
 		out[i].Clients = &procs[i][n]
+		if total[i] > 0 {
+			out[i].MachineBusy = float64(busy[i]) / float64(total[i])
+		}
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,6 +169,9 @@ func TestRun(t *testing.T) {
 		if c == nil || c.PID != os.Getpid() || c.CPUSeconds <= 0 || math.Abs(c.CPUPer1000-c.CPUSeconds/float64(l.Ops)*1000) > 1e-9 {
 			t.Errorf("acceptance, %s: clients' figures %+v, want this process's CPU time over its %d ops", l.Target, c, l.Ops)
 		}
+		if runtime.GOOS == "linux" && (l.MachineBusy <= 0 || l.MachineBusy > 1) {
+			t.Errorf("acceptance, %s: machine busy %v, want a share in (0, 1]", l.Target, l.MachineBusy)
+		}
 	}
 	// The node's figures come first, then the mediator's.
 	if a.Ratios.Throughput <= 0 || len(a.Node.Processes) != 2 || a.Node.Processes[0].Name != "node alpha" || a.Node.Processes[0].PeakRSSMiB <= 0 {
@@ -200,7 +204,11 @@ func TestRun(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log", "the same as of 2 h later", "mediator, mirroring the log"} {
+	wants := []string{"1. Acceptance", "2. Fully exchanged", "3. Idle", "4. Scaling", "5. One node with a log of", "ListFindings over the whole log", "the same as of 2 h later", "mediator, mirroring the log"}
+	if runtime.GOOS == "linux" {
+		wants = append(wants, "machine's CPU busy (every process, /proc/stat): ")
+	}
+	for _, want := range wants {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

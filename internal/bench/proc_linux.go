@@ -142,3 +142,19 @@ func loadAverage() float64 {
 	l, _ := strconv.ParseFloat(f[0], 64)
 	return l
 }
+
+// machineCPU returns the CPU time of the whole machine so far, every CPU
+// and process together, in clock ticks: how much of it was busy and how
+// much there was in all (/proc/stat).
+func machineCPU() (busy, total uint64, err error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("couldn't read the machine's CPU time: %w", err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	if !s.Scan() {
+		return 0, 0, fmt.Errorf("couldn't read the machine's CPU time: /proc/stat is empty (%v)", s.Err())
+	}
+	return parseCPUStat(s.Text())
+}

@@ -25,3 +25,5 @@ func cpuModel() string { return "unknown" }
 func kernel() string { return "unknown" }
 
 func loadAverage() float64 { return 0 }
+
+func machineCPU() (busy, total uint64, err error) { return 0, 0, errNoProc }

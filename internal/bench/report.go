@@ -38,6 +38,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(&b, "clients (the harness, the same code for both): CPU s/1k ops %s with the echo, %s with the node\n",
 				f3(a.Echo.Clients.CPUPer1000), f3(a.Node.Clients.CPUPer1000))
 		}
+		if a.Echo.MachineBusy > 0 && a.Node.MachineBusy > 0 {
+			fmt.Fprintf(&b, "machine's CPU busy (every process, /proc/stat): %.0f %% with the echo, %.0f %% with the node\n",
+				100*a.Echo.MachineBusy, 100*a.Node.MachineBusy)
+		}
 		fmt.Fprintf(&b, "target: %s: %s\n", a.Target, metOrMissed(a.Met))
 		for _, l := range []*Load{a.Echo, a.Node} {
 			if l.FirstError != "" {
