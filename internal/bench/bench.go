@@ -89,7 +89,8 @@ type Config struct {
 	// without end. Default 4096.
 	Window int
 	// IdleSamples is how many notifications the idle phase sends, one at a
-	// time; it also stops after 2 × Duration. Default 30.
+	// time; it also stops after the longer of 2 × Duration and two
+	// checkpoint intervals per sample (idleLimit). Default 30.
 	IdleSamples int
 	// ProbeTimeout is how long one notification may take to be fully
 	// exchanged before the exchange figures are reported as not available.
@@ -957,6 +958,15 @@ func holding(nodes []string, heads map[string]map[string]uint64) string {
 // idlePoll is how often phase idle polls for a covering checkpoint.
 const idlePoll = 5 * time.Millisecond
 
+// idleLimit bounds phase idle: the longer of 2 × Duration and two
+// checkpoint intervals per sample asked for. A sample takes about one and a
+// half intervals (a pause of up to two, then up to one until a checkpoint
+// covers it), so the samples asked for are all taken unless the network is
+// slow, where 2 × Duration alone cut 30 samples to 21 at -duration 16s.
+func idleLimit(cfg *Config) time.Duration {
+	return max(2*cfg.Duration, time.Duration(cfg.IdleSamples)*2*cfg.CheckpointInterval)
+}
+
 // idle is phase idle: on a fresh network, one notification at a time from
 // the first party, each after a random pause so that submissions fall
 // anywhere in the checkpoint cycle.
@@ -991,7 +1001,7 @@ func (r *runner) idle(ctx context.Context) (*Idle, error) {
 	keys := n.LogKeys(sender)
 	var accepted, published histogram
 	start := time.Now()
-	limit := 2 * cfg.Duration
+	limit := idleLimit(cfg)
 	var samples atomic.Int64
 	stop := startProgress("idle", start, limit, cfg.Progress, func() string {
 		return fmt.Sprintf("samples %d/%d", samples.Load(), cfg.IdleSamples)

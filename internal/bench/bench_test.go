@@ -292,3 +292,20 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 }
+
+func TestIdleLimit(t *testing.T) {
+	for _, tc := range []struct {
+		duration, interval time.Duration
+		samples            int
+		want               time.Duration
+	}{
+		{16 * time.Second, time.Second, 30, 60 * time.Second},         // the samples' time is longer
+		{40 * time.Second, time.Second, 30, 80 * time.Second},         // twice the duration is longer
+		{2 * time.Second, 200 * time.Millisecond, 3, 4 * time.Second}, // the harness's own test
+	} {
+		cfg := &Config{Duration: tc.duration, CheckpointInterval: tc.interval, IdleSamples: tc.samples}
+		if got := idleLimit(cfg); got != tc.want {
+			t.Errorf("idleLimit(duration %s, interval %s, %d samples) = %s, want %s", tc.duration, tc.interval, tc.samples, got, tc.want)
+		}
+	}
+}
