@@ -610,7 +610,9 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 				return nil, err
 			}
 			busy1, total1, err := machineCPU()
-			if merr = errors.Join(merr, err); merr == nil && busy1 >= busy0 && total1 > total0 {
+			if merr = errors.Join(merr, err); merr != nil {
+				r.cfg.logf("couldn't read the machine's CPU time", "err", merr)
+			} else if busy1 >= busy0 && total1 > total0 {
 				busy[i] += busy1 - busy0
 				total[i] += total1 - total0
 			}
