@@ -140,7 +140,7 @@ const (
 	// limit put it and the collector, no longer past the limit, pauses
 	// between cycles. Over a million entries one evaluation took 12–15 s
 	// and 24–30 CPU-seconds under the 150 MiB limit, 4 s and 6 with the
-	// limit at 360–400 MiB, at the same peak (docs/performance.md).
+	// limit at 360–400 MiB, at the same peak (docs/performance-history.md).
 	evaluationBytes     = 240
 	evaluationGCPercent = 50
 )

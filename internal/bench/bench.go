@@ -575,6 +575,7 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 	procs := make([][]Process, len(targets))
 	// The machine's busy and total CPU ticks during each target's turns.
 	busy, total := make([]uint64, len(targets)), make([]uint64, len(targets))
+	var machineErr error
 	// One progress line for the whole alternation: a turn may be shorter
 	// than drive's one-second lines. Only status is shared with it.
 	var (
@@ -611,7 +612,10 @@ func (r *runner) alternate(ctx context.Context, name string, turns int, targets 
 			}
 			busy1, total1, err := machineCPU()
 			if merr = errors.Join(merr, err); merr != nil {
-				r.cfg.logf("couldn't read the machine's CPU time", "err", merr)
+				if machineErr == nil {
+					r.cfg.logf("no machine CPU figures for this phase", "err", merr)
+				}
+				machineErr = merr
 			} else if busy1 >= busy0 && total1 > total0 {
 				busy[i] += busy1 - busy0
 				total[i] += total1 - total0
@@ -964,7 +968,7 @@ const idlePoll = 5 * time.Millisecond
 // checkpoint intervals per sample asked for. A sample takes about one and a
 // half intervals (a pause of up to two, then up to one until a checkpoint
 // covers it), so the samples asked for are all taken unless the network is
-// slow, where 2 × Duration alone cut 30 samples to 21 at -duration 16s.
+// slow, where 2 × Duration alone cut 30 samples to 22 at -duration 16s.
 func idleLimit(cfg *Config) time.Duration {
 	return max(2*cfg.Duration, time.Duration(cfg.IdleSamples)*2*cfg.CheckpointInterval)
 }

@@ -515,13 +515,17 @@ func (req *appendReq) wait(ctx context.Context) (uint64, error) {
 //
 // The returned Queued waits for the entry as that Append would, without
 // hashing the bytes again to find it: a caller that keeps it calls
-// [Queued.Wait] instead of Append.
+// [Queued.Wait] instead of Append. (Unlike Append, Wait leaves the entry
+// enqueued: the same bytes are refused by Enqueue until they are durable.)
 func (l *Log) Enqueue(raw []byte) (Queued, error) {
 	if len(raw) > MaxEntrySize {
 		return Queued{}, fmt.Errorf("couldn't enqueue entry: %d bytes is over the limit of %d", len(raw), MaxEntrySize)
 	}
 	req, index, err := l.queueEntry(raw, true)
-	return Queued{l: l, req: req, index: index}, err
+	if err != nil {
+		return Queued{}, err
+	}
+	return Queued{l: l, req: req, index: index}, nil
 }
 
 // Queued is an entry queued by [Log.Enqueue].
@@ -545,10 +549,6 @@ func (q Queued) Wait(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("couldn't append entry: %w", context.Cause(ctx))
 	}
-	// Claimed: a later Enqueue of the same bytes is refused no more.
-	q.l.qmu.Lock()
-	q.req.enqueued = false
-	q.l.qmu.Unlock()
 	return q.req.wait(ctx)
 }
 

@@ -251,9 +251,8 @@ func TestEnqueueKeepsOrder(t *testing.T) {
 }
 
 // TestQueuedWait covers what a Queued answers besides a fresh entry: the
-// index of bytes appended already, an error for one never enqueued or a
-// context ended first, and the claim that lets the same bytes be enqueued
-// again once waited for.
+// index of bytes appended already, and an error for one never enqueued (a
+// failed Enqueue's) or a context ended first.
 func TestQueuedWait(t *testing.T) {
 	s, _ := testKey(t)
 	l := openLog(t, testConfig(t, t.TempDir(), s))
@@ -271,6 +270,13 @@ func TestQueuedWait(t *testing.T) {
 	}
 	if _, err := (Queued{}).Wait(ctx); err == nil || !strings.Contains(err.Error(), "never enqueued") {
 		t.Errorf("Wait of a zero Queued: got %v, want an error saying it was never enqueued", err)
+	}
+	big, err := l.Enqueue(make([]byte, MaxEntrySize+1))
+	if err == nil {
+		t.Fatal("Enqueue over MaxEntrySize: got nil error")
+	}
+	if got, err := big.Wait(ctx); err == nil {
+		t.Errorf("Wait after a failed Enqueue = %d, nil; want an error", got)
 	}
 	q, err = l.Enqueue(leaf(2))
 	if err != nil {
