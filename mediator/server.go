@@ -74,8 +74,8 @@ type ServerConfig struct {
 	Nodes map[string]string
 	// SyncInterval is how often Run mirrors every node. Default 5s.
 	SyncInterval time.Duration
-	// AuditInterval is how often Run audits the mirror and logs a summary.
-	// Default 1m.
+	// AuditInterval is how often Run audits the mirror and logs a summary,
+	// at most (see Run). Default 1m.
 	AuditInterval time.Duration
 	// NodeTimeout bounds one sync of one node; a node that does not answer
 	// in time is reported as a problem and tried again next time. Default
@@ -371,12 +371,18 @@ func (s *Server) serveAudit(rw http.ResponseWriter, r *http.Request) {
 }
 
 // Run mirrors every node every SyncInterval and audits every
-// AuditInterval, until ctx is done.
+// AuditInterval, until ctx is done. An audit of large mirrors can take a
+// good part of the interval, and the mirroring waits for it: the audits
+// are spaced so that they take at most a tenth of the time (auditDue).
 func (s *Server) Run(ctx context.Context) error {
 	syncT := time.NewTicker(s.cfg.SyncInterval)
 	defer syncT.Stop()
 	auditT := time.NewTicker(s.cfg.AuditInterval)
 	defer auditT.Stop()
+	var (
+		lastEnd  time.Time     // when the last audit ended
+		lastTook time.Duration // and how long it took
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -386,18 +392,36 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.DebugContext(ctx, "sync incomplete", "err", err)
 			}
 		case <-auditT.C:
+			if !auditDue(time.Now(), lastEnd, lastTook) {
+				s.log.DebugContext(ctx, "audit spaced out: the last one took long", "took", lastTook)
+				continue
+			}
+			start := time.Now()
 			rep, err := s.Audit(s.cfg.Now())
+			lastEnd = time.Now()
+			lastTook = lastEnd.Sub(start)
 			if err != nil {
-				s.log.ErrorContext(ctx, "couldn't audit", "err", err)
+				s.log.ErrorContext(ctx, "couldn't audit", "err", err, "took", lastTook)
 				continue
 			}
 			s.log.InfoContext(ctx, "audited", "entries", rep.Entries, "findings", len(rep.Findings),
-				"evidence", len(rep.Evidence), "misbehaviour", rep.Misbehaviour)
+				"evidence", len(rep.Evidence), "misbehaviour", rep.Misbehaviour, "took", lastTook.Round(time.Millisecond))
 			// An audit holds the statements of every accepted entry; give
 			// that memory back now rather than keep it until the next.
 			debug.FreeOSMemory()
 		}
 	}
+}
+
+// auditSpread is how many times its own duration an audit is spread over:
+// after an audit that took d, the next periodic one starts no sooner than
+// (auditSpread - 1) × d after it ended.
+const auditSpread = 10
+
+// auditDue reports whether a periodic audit may start at now, the last one
+// having ended at end (zero if there was none) after taking took.
+func auditDue(now, end time.Time, took time.Duration) bool {
+	return end.IsZero() || now.Sub(end) >= (auditSpread-1)*took
 }
 
 // Audit audits the mirror as it is, judging deadlines at now. Audits run

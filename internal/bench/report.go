@@ -130,7 +130,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%.1f MiB\t%s\t%s\n", what, f.PeakRSSMiB, x.RSSTarget, metOrMissed(f.RSSMet))
 		}
 		if x.MediatorRSSMiB > 0 {
-			fmt.Fprintf(tw, "mediator, mirroring the log and auditing it every minute: peak RSS\t%.1f MiB\t\t\n", x.MediatorRSSMiB)
+			fmt.Fprintf(tw, "mediator, mirroring the log and auditing it: peak RSS\t%.1f MiB\t\t\n", x.MediatorRSSMiB)
 		}
 		tw.Flush()
 	}

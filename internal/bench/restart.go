@@ -51,7 +51,8 @@ type Restart struct {
 	// the log. Its peak RSS is its own (the peak is reset before it).
 	FindingsLater *FindingsCost `json:"findings_later,omitempty"`
 	// MediatorRSSMiB is the highest peak RSS of the phase's mediators, which
-	// mirror the node's log as it grows and audit it every minute: what a
+	// mirror the node's log as it grows and audit it (every minute, spaced
+	// out when an audit takes long): what a
 	// mediator needs for that log. Zero without mediators. No target.
 	MediatorRSSMiB float64 `json:"mediator_peak_rss_mib,omitempty"`
 	// Targets and whether they were met.
