@@ -393,7 +393,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		case <-auditT.C:
 			if !auditDue(time.Now(), lastEnd, lastTook) {
-				s.log.DebugContext(ctx, "audit spaced out: the last one took long", "took", lastTook)
+				s.log.DebugContext(ctx, "audit spaced out: the last one took long", "took", lastTook.Round(time.Millisecond).String())
 				continue
 			}
 			start := time.Now()
@@ -401,11 +401,11 @@ func (s *Server) Run(ctx context.Context) error {
 			lastEnd = time.Now()
 			lastTook = lastEnd.Sub(start)
 			if err != nil {
-				s.log.ErrorContext(ctx, "couldn't audit", "err", err, "took", lastTook)
+				s.log.ErrorContext(ctx, "couldn't audit", "err", err, "took", lastTook.Round(time.Millisecond).String())
 				continue
 			}
 			s.log.InfoContext(ctx, "audited", "entries", rep.Entries, "findings", len(rep.Findings),
-				"evidence", len(rep.Evidence), "misbehaviour", rep.Misbehaviour, "took", lastTook.Round(time.Millisecond))
+				"evidence", len(rep.Evidence), "misbehaviour", rep.Misbehaviour, "took", lastTook.Round(time.Millisecond).String())
 			// An audit holds the statements of every accepted entry; give
 			// that memory back now rather than keep it until the next.
 			debug.FreeOSMemory()

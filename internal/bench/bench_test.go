@@ -196,6 +196,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("restart: findings as of later %+v, want a successful list of at least two findings per entry filled (%d), the receipts the two absent parties owe, and its peak RSS", l, x.Entries)
 	} else if x.MediatorRSSMiB <= 0 {
 		t.Errorf("restart: mediator peak RSS %.1f MiB, want the mediator's figure", x.MediatorRSSMiB)
+	} else if x.MediatorAuditError != "" || x.MediatorAuditSeconds <= 0 {
+		t.Errorf("restart: the mediator's audit on request took %.2f s, error %q; want a timed, successful audit", x.MediatorAuditSeconds, x.MediatorAuditError)
 	}
 	if !strings.Contains(progress.String(), "bench: accept ") || !strings.Contains(progress.String(), "(so far echo ") {
 		t.Errorf("progress: got %q, want lines for the acceptance loads", progress.String())

@@ -130,7 +130,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%.1f MiB\t%s\t%s\n", what, f.PeakRSSMiB, x.RSSTarget, metOrMissed(f.RSSMet))
 		}
 		if x.MediatorRSSMiB > 0 {
-			fmt.Fprintf(tw, "mediator, mirroring the log and auditing it: peak RSS\t%.1f MiB\t\t\n", x.MediatorRSSMiB)
+			what := fmt.Sprintf("mediator, mirroring the log, then asked for an audit of all of it (%.1f s): peak RSS", x.MediatorAuditSeconds)
+			if x.MediatorAuditError != "" {
+				what = fmt.Sprintf("mediator, mirroring the log (the audit asked for failed: %s): peak RSS", x.MediatorAuditError)
+			}
+			fmt.Fprintf(tw, "%s\t%.1f MiB\t\t\n", what, x.MediatorRSSMiB)
 		}
 		tw.Flush()
 	}

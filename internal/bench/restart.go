@@ -52,9 +52,15 @@ type Restart struct {
 	FindingsLater *FindingsCost `json:"findings_later,omitempty"`
 	// MediatorRSSMiB is the highest peak RSS of the phase's mediators, which
 	// mirror the node's log as it grows and audit it (every minute, spaced
-	// out when an audit takes long): what a
-	// mediator needs for that log. Zero without mediators. No target.
+	// out when an audit takes long), and last audit the whole log when the
+	// harness asks for a report (MediatorAuditSeconds): what a mediator
+	// needs for that log. Zero without mediators. No target.
 	MediatorRSSMiB float64 `json:"mediator_peak_rss_mib,omitempty"`
+	// MediatorAuditSeconds is how long the slowest mediator took to answer
+	// a request for an audit report (GET /audit) after the findings: a sync
+	// and an audit of the whole log. MediatorAuditError says why it failed.
+	MediatorAuditSeconds float64 `json:"mediator_audit_seconds,omitempty"`
+	MediatorAuditError   string  `json:"mediator_audit_error,omitempty"`
 	// Targets and whether they were met.
 	RSSTarget   string `json:"rss_target"`
 	RSSMet      bool   `json:"rss_met"`
@@ -172,6 +178,17 @@ func (r *runner) restart(ctx context.Context) (*Restart, error) {
 	res.Findings = findingsCost(ctx, cs[0], node.PID(), time.Time{}, cfg.Progress)
 	if err := resetPeakRSS(node.PID()); err == nil { // elsewhere, the run's peak stands
 		res.FindingsLater = findingsCost(ctx, cs[0], node.PID(), time.Now().Add(findingsLater), cfg.Progress)
+	}
+	if len(n.mediators) > 0 {
+		stop := startProgress("restart: mediator audit", time.Now(), auditTimeout, cfg.Progress, func() string {
+			return "the mediators audit the whole log"
+		})
+		took, err := n.auditAll(ctx)
+		stop()
+		res.MediatorAuditSeconds = took.Seconds()
+		if err != nil {
+			res.MediatorAuditError = err.Error()
+		}
 	}
 	for _, m := range n.mediators {
 		if rss, err := peakRSS(m.pid()); err == nil {
