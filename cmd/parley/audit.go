@@ -6,15 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/parley-dev/parley/agreement"
-	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/mediator"
 )
@@ -219,37 +215,20 @@ func (s *reportSource) fetch(ctx context.Context, now time.Time, setNow bool) (*
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := config.TrustBundle(f.Agreement)
+	hc, err := config.MediatorClient(f.Agreement, s.certFile, s.keyFile, s.mediator, 5*time.Minute)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't build the trust bundle from the agreement: %w", err)
-	}
-	kp, err := certs.LoadKeyPair(s.certFile, s.keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't load the client certificate: %w", err)
-	}
-	hc := &http.Client{
-		Timeout:   5 * time.Minute,
-		Transport: &http.Transport{TLSClientConfig: certs.ClientConfig(bundle, kp.Certificate, s.mediator), ForceAttemptHTTP2: true},
+		return nil, err
 	}
 	defer hc.CloseIdleConnections()
-	u := strings.TrimSuffix(s.url, "/") + mediator.AuditPath
-	if setNow {
-		u += "?now=" + url.QueryEscape(now.UTC().Format(time.RFC3339))
+	if !setNow {
+		now = time.Time{}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, err := mediator.RequestAudit(ctx, hc, s.url, now)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't ask mediator %s: %w", s.mediator, err)
+		return nil, fmt.Errorf("mediator %s: %w", s.mediator, err)
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't ask mediator %s: %w", s.mediator, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("mediator %s answered %s: %s", s.mediator, resp.Status, bytes.TrimSpace(body))
-	}
-	rep, err := mediator.ReadReport(resp.Body)
+	defer body.Close()
+	rep, err := mediator.ReadReport(body)
 	if err != nil {
 		return nil, err
 	}

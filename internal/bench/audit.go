@@ -1,16 +1,13 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"time"
 
-	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/mediator"
 )
@@ -24,13 +21,9 @@ const auditTimeout = 15 * time.Minute
 // keeping it: each mediator syncs its mirror and audits the whole of it as
 // it is. It returns how long the slowest took.
 func (n *network) auditAll(ctx context.Context) (time.Duration, error) {
-	bundle, err := config.TrustBundle(n.Agreement.Agreement)
-	if err != nil {
-		return 0, fmt.Errorf("couldn't build the trust bundle: %w", err)
-	}
 	var slowest time.Duration
 	for _, id := range slices.Sorted(maps.Keys(n.Mediators)) {
-		took, err := n.audit(ctx, bundle, id)
+		took, err := n.audit(ctx, id)
 		if err != nil {
 			return slowest, err
 		}
@@ -40,31 +33,22 @@ func (n *network) auditAll(ctx context.Context) (time.Duration, error) {
 }
 
 // audit is auditAll for mediator id.
-func (n *network) audit(ctx context.Context, bundle *certs.TrustBundle, id string) (time.Duration, error) {
+func (n *network) audit(ctx context.Context, id string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
 	defer cancel()
 	m := n.Mediators[id]
-	kp, err := certs.LoadKeyPair(m.CertFile, m.KeyFile)
+	hc, err := config.MediatorClient(n.Agreement.Agreement, m.CertFile, m.KeyFile, id, 0)
 	if err != nil {
-		return 0, fmt.Errorf("couldn't load mediator %s's certificate: %w", id, err)
+		return 0, fmt.Errorf("mediator %s: %w", id, err)
 	}
-	tr := &http.Transport{TLSClientConfig: certs.ClientConfig(bundle, kp.Certificate, id), ForceAttemptHTTP2: true}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.Address+mediator.AuditPath, nil)
-	if err != nil {
-		return 0, fmt.Errorf("couldn't ask mediator %s for an audit: %w", id, err)
-	}
+	defer hc.CloseIdleConnections()
 	start := time.Now()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	body, err := mediator.RequestAudit(ctx, hc, "https://"+m.Address, time.Time{})
 	if err != nil {
-		return 0, fmt.Errorf("couldn't ask mediator %s for an audit: %w", id, err)
+		return 0, fmt.Errorf("mediator %s: %w", id, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, fmt.Errorf("mediator %s answered %s: %s", id, resp.Status, bytes.TrimSpace(body))
-	}
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	defer body.Close()
+	if _, err := io.Copy(io.Discard, body); err != nil {
 		return 0, fmt.Errorf("couldn't read mediator %s's audit report: %w", id, err)
 	}
 	return time.Since(start), nil

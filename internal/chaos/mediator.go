@@ -1,19 +1,16 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/parley-dev/parley/certs"
 	"github.com/parley-dev/parley/internal/config"
 	"github.com/parley-dev/parley/internal/localnet"
 	"github.com/parley-dev/parley/mediator"
@@ -138,29 +135,15 @@ func (m *MediatorProcess) signal(sig syscall.Signal) {
 // its own certificate, as "parley audit -network" does.
 func fetchAudit(ctx context.Context, n *localnet.Network, id string) (*mediator.Report, error) {
 	m := n.Mediators[id]
-	bundle, err := config.TrustBundle(n.Agreement.Agreement)
+	hc, err := config.MediatorClient(n.Agreement.Agreement, m.CertFile, m.KeyFile, id, 3*time.Minute)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't build the trust bundle: %w", err)
+		return nil, fmt.Errorf("mediator %s: %w", id, err)
 	}
-	kp, err := certs.LoadKeyPair(m.CertFile, m.KeyFile)
+	defer hc.CloseIdleConnections()
+	body, err := mediator.RequestAudit(ctx, hc, "https://"+m.Address, time.Time{})
 	if err != nil {
-		return nil, fmt.Errorf("couldn't load mediator %s's certificate: %w", id, err)
+		return nil, fmt.Errorf("mediator %s: %w", id, err)
 	}
-	tr := &http.Transport{TLSClientConfig: certs.ClientConfig(bundle, kp.Certificate, id), ForceAttemptHTTP2: true}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Timeout: 3 * time.Minute, Transport: tr}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.Address+mediator.AuditPath, nil)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't ask mediator %s for an audit: %w", id, err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't ask mediator %s for an audit: %w", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("mediator %s answered %s: %s", id, resp.Status, bytes.TrimSpace(body))
-	}
-	return mediator.ReadReport(resp.Body)
+	defer body.Close()
+	return mediator.ReadReport(body)
 }

@@ -253,6 +253,25 @@ func TrustBundle(a *agreement.Agreement) (*certs.TrustBundle, error) {
 	return certs.NewTrustBundle(pems)
 }
 
+// MediatorClient returns an HTTPS client for mediator id of a that presents
+// the certificate in certFile and keyFile (a party's or mediator's of the
+// agreement) and accepts only that mediator's. timeout bounds each request
+// (0: none). The caller closes its idle connections when done.
+func MediatorClient(a *agreement.Agreement, certFile, keyFile, id string, timeout time.Duration) (*http.Client, error) {
+	bundle, err := TrustBundle(a)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build the trust bundle from the agreement: %w", err)
+	}
+	kp, err := certs.LoadKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load the client certificate: %w", err)
+	}
+	return &http.Client{
+		Timeout:   timeout,
+		Transport: &http.Transport{TLSClientConfig: certs.ClientConfig(bundle, kp.Certificate, id), ForceAttemptHTTP2: true},
+	}, nil
+}
+
 // Build loads every file the configuration names and returns the server
 // configuration. The agreement must be signed by every party.
 func (c *Node) Build(ctx context.Context, logger *slog.Logger) (server.Config, error) {
