@@ -371,12 +371,31 @@ func (s *Server) serveAudit(rw http.ResponseWriter, r *http.Request) {
 }
 
 // Run mirrors every node every SyncInterval and audits every
-// AuditInterval, until ctx is done. An audit of large mirrors can take a
-// good part of the interval, and the mirroring waits for it: the audits
-// are spaced so that they take at most a tenth of the time (auditDue).
+// AuditInterval, until ctx is done. The audits run beside the mirroring,
+// which goes on while one runs (an audit of a million entries takes half a
+// minute), and are spaced so that they take at most a tenth of the time
+// (auditDue).
 func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.auditEvery(ctx) })
 	syncT := time.NewTicker(s.cfg.SyncInterval)
 	defer syncT.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-syncT.C:
+			if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+				s.log.DebugContext(ctx, "sync incomplete", "err", err)
+			}
+		}
+	}
+}
+
+// auditEvery audits the mirror every AuditInterval, spaced out by auditDue,
+// and logs a summary of each, until ctx is done.
+func (s *Server) auditEvery(ctx context.Context) {
 	auditT := time.NewTicker(s.cfg.AuditInterval)
 	defer auditT.Stop()
 	var (
@@ -386,11 +405,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-syncT.C:
-			if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
-				s.log.DebugContext(ctx, "sync incomplete", "err", err)
-			}
+			return
 		case <-auditT.C:
 			if !auditDue(time.Now(), lastEnd, lastTook) {
 				s.log.DebugContext(ctx, "audit spaced out: the last one took long", "took", lastTook.Round(time.Millisecond).String())

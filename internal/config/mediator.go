@@ -47,7 +47,7 @@ type Mediator struct {
 	// AuditInterval is how often the mirror is audited and a summary
 	// logged (Go duration). Default 1m; minimum 1s. An audit that takes
 	// long spaces out the next ones: audits take at most a tenth of the
-	// mediator's time, since the mirroring waits for them.
+	// mediator's time. The mirroring goes on while one runs.
 	AuditInterval string `yaml:"audit_interval"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
